@@ -1,0 +1,3 @@
+"""The agent: planners, sessions and version tree, voice notes, settings."""
+
+__all__: list[str] = []

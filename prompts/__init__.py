@@ -1,0 +1,1 @@
+"""Prompt templates and tool-use examples, as data files."""

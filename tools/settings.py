@@ -1,0 +1,81 @@
+"""Engine settings: one frozen object read from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ParameterError
+
+__all__ = ["Settings", "get_settings"]
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("remix-assistant", appauthor=False))
+
+
+def _env_float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ParameterError(f"{name}={raw!r} must be a number") from None
+    if value <= 0:
+        raise ParameterError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine reads from its environment.
+
+    Attributes:
+        data_dir: sessions, renders and caches (``REMIX_DATA_DIR``).
+        models_dir: local model weights (``REMIX_MODELS_DIR``, default ``data_dir/models``).
+        max_upload_mb: largest accepted input file (``REMIX_MAX_UPLOAD_MB``, default 200).
+        max_duration_s: longest accepted input (``REMIX_MAX_DURATION_S``, default 1200 = 20 min).
+        separator: separation backend (``REMIX_SEPARATOR``, default ``auto``).
+        stage_cache_mb: disk budget for cached render stages (``REMIX_STAGE_CACHE_MB``).
+    """
+
+    data_dir: Path = field(default_factory=_default_data_dir)
+    models_dir: Path | None = None
+    max_upload_mb: float = 200.0
+    max_duration_s: float = 1200.0
+    separator: str = "auto"
+    stage_cache_mb: float = 2048.0
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env["REMIX_DATA_DIR"]).expanduser() if env.get("REMIX_DATA_DIR") else _default_data_dir()
+        models_dir = Path(env["REMIX_MODELS_DIR"]).expanduser() if env.get("REMIX_MODELS_DIR") else None
+        return cls(
+            data_dir=data_dir,
+            models_dir=models_dir,
+            max_upload_mb=_env_float(env, "REMIX_MAX_UPLOAD_MB", 200.0),
+            max_duration_s=_env_float(env, "REMIX_MAX_DURATION_S", 1200.0),
+            separator=env.get("REMIX_SEPARATOR") or "auto",
+            stage_cache_mb=_env_float(env, "REMIX_STAGE_CACHE_MB", 2048.0),
+        )
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment (read fresh each call; cheap)."""
+    return Settings.from_env()
