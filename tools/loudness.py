@@ -1,0 +1,149 @@
+"""Loudness and peak measurement: ITU-R BS.1770-4 integrated loudness and true peak.
+
+Implemented here with vectorised block energies (a running sum) rather than a per-block
+loop, because the master stage measures on every render and must stay fast on whole songs.
+The K-weighting filters follow the BS.1770 design for any sample rate (the same biquads as
+pyloudnorm, which the tests use as the reference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .audio import Audio
+
+__all__ = [
+    "integrated_lufs",
+    "k_weighted",
+    "gated_loudness",
+    "true_peak_dbfs",
+    "true_peak_envelope",
+    "SILENCE_LUFS",
+]
+
+# Below this the programme is treated as silence: BS.1770's absolute gate is -70 LUFS.
+SILENCE_LUFS = -70.0
+_BLOCK_S = 0.4
+_STEP_S = 0.1
+_OVERSAMPLE = 4
+_TAPS_PER_PHASE = 12
+
+
+def _biquad_shelf(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    gain_db, q, fc = 4.0, 1.0 / np.sqrt(2.0), 1500.0
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * fc / sample_rate
+    alpha = np.sin(w0) / (2.0 * q)
+    cos, root = np.cos(w0), 2.0 * np.sqrt(a) * alpha
+    b = [a * ((a + 1) + (a - 1) * cos + root), -2 * a * ((a - 1) + (a + 1) * cos), a * ((a + 1) + (a - 1) * cos - root)]
+    den = [(a + 1) - (a - 1) * cos + root, 2 * ((a - 1) - (a + 1) * cos), (a + 1) - (a - 1) * cos - root]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def _biquad_highpass(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    q, fc = 0.5, 38.0
+    w0 = 2.0 * np.pi * fc / sample_rate
+    alpha = np.sin(w0) / (2.0 * q)
+    cos = np.cos(w0)
+    b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+    den = [1 + alpha, -2 * cos, 1 - alpha]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The K-weighted signal (pre-filter then RLB high-pass), float64, same shape."""
+    from scipy.signal import sosfilt
+
+    sos = np.vstack([np.concatenate(_biquad_shelf(sample_rate)), np.concatenate(_biquad_highpass(sample_rate))])
+    return sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=-1)
+
+
+def _channel_weights(channels: int) -> np.ndarray:
+    weights = np.ones(channels)
+    weights[3:5] = 1.41  # surround channels of a 5-channel layout L R C Ls Rs
+    return weights
+
+
+def gated_loudness(weighted: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> float:
+    """Gated integrated loudness of an already K-weighted signal, optionally times a gain curve.
+
+    Args:
+        weighted: K-weighted samples [shape=(channels, frames)].
+        sample_rate: frames per second.
+        gain: optional linear gain per frame [shape=(frames,)], applied before measuring. The
+            K-weighting is linear, so for a gain that moves slowly against the filters this is
+            the loudness of the gained signal without filtering it again.
+
+    Returns:
+        LUFS, or ``-inf`` when no block passes the absolute gate.
+    """
+    power = np.square(weighted)
+    if gain is not None:
+        power = power * np.square(gain)[np.newaxis, :]
+    power = (power * _channel_weights(power.shape[0])[:, np.newaxis]).sum(axis=0)
+    frames = power.size
+    block = int(_BLOCK_S * sample_rate)
+    if frames < block:
+        power = np.concatenate([power, np.zeros(block - frames)])
+        frames = block
+    count = int(np.round((frames / sample_rate - _BLOCK_S) / _STEP_S)) + 1
+    starts = (np.arange(count) * _STEP_S * sample_rate).astype(np.int64)
+    ends = np.minimum(starts + block, frames)
+    running = np.concatenate([[0.0], np.cumsum(power)])
+    energy = (running[ends] - running[starts]) / block
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(energy)
+    gated = energy[block_lufs >= SILENCE_LUFS]
+    if gated.size == 0:
+        return float("-inf")
+    relative = -0.691 + 10.0 * np.log10(gated.mean()) - 10.0
+    kept = energy[(block_lufs > relative) & (block_lufs > SILENCE_LUFS)]
+    if kept.size == 0:
+        return float("-inf")
+    return float(-0.691 + 10.0 * np.log10(kept.mean()))
+
+
+def integrated_lufs(audio: Audio) -> float:
+    """Integrated loudness in LUFS (BS.1770-4, K-weighted, gated); ``-inf`` for silence.
+
+    Programmes shorter than one 400 ms gating block are measured on a zero-padded block.
+    """
+    value = gated_loudness(k_weighted(audio.samples, audio.sample_rate), audio.sample_rate)
+    return value if value >= SILENCE_LUFS else float("-inf")
+
+
+def _interpolation_phases() -> np.ndarray:
+    from scipy.signal import firwin
+
+    taps = firwin(_OVERSAMPLE * _TAPS_PER_PHASE, 1.0 / _OVERSAMPLE, window=("kaiser", 6.0)) * _OVERSAMPLE
+    return taps.reshape(_TAPS_PER_PHASE, _OVERSAMPLE).T  # one row per phase
+
+
+def true_peak_envelope(samples: np.ndarray) -> np.ndarray:
+    """Per-frame true-peak magnitude across channels, from 4x oversampling (BS.1770 annex 2).
+
+    A 48-tap polyphase interpolator (12 taps per phase) as the annex describes; each phase is
+    one short FIR over the input, so no 4x-long buffer is ever built.
+
+    Args:
+        samples: float array [shape=(channels, frames)].
+
+    Returns:
+        float32 array [shape=(frames,)]: the largest interpolated magnitude around each frame.
+    """
+    from scipy.signal import oaconvolve
+
+    x = np.asarray(samples, dtype=np.float32)
+    frames = x.shape[-1]
+    peak = np.abs(x).max(axis=0)
+    delay = _TAPS_PER_PHASE // 2
+    for phase in _interpolation_phases()[1:]:
+        y = oaconvolve(x, phase[np.newaxis, :].astype(np.float32), axes=-1)[:, delay : delay + frames]
+        np.maximum(peak, np.abs(y).max(axis=0), out=peak)
+    return peak.astype(np.float32)
+
+
+def true_peak_dbfs(audio: Audio) -> float:
+    """True peak in dBTP (dB relative to full scale, 4x oversampled); ``-inf`` for digital silence."""
+    peak = float(true_peak_envelope(audio.samples).max())
+    return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
