@@ -56,7 +56,8 @@ class Audio:
         if not np.isfinite(samples).all():
             raise ParameterError("audio contains NaN or infinite samples")
         if samples.flags.writeable:
-            samples = samples.copy() if samples.base is not None else samples
+            # A read-only view: the caller's array stays theirs, this value cannot be changed.
+            samples = samples.view()
             samples.flags.writeable = False
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "sample_rate", int(self.sample_rate))

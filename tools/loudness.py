@@ -26,7 +26,7 @@ SILENCE_LUFS = -70.0
 _BLOCK_S = 0.4
 _STEP_S = 0.1
 _OVERSAMPLE = 4
-_TAPS_PER_PHASE = 12
+_HALF_TAPS = 10
 
 
 def _biquad_shelf(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,32 +113,35 @@ def integrated_lufs(audio: Audio) -> float:
 
 
 def _interpolation_phases() -> np.ndarray:
+    """The polyphase rows of a 4x interpolator: Kaiser-windowed sinc, 10 input samples each side.
+
+    The same design scipy's ``resample_poly`` uses, so the meter agrees with a plain 4x
+    resampling of the signal, but computed phase by phase without a 4x-long buffer.
+    """
     from scipy.signal import firwin
 
-    taps = firwin(_OVERSAMPLE * _TAPS_PER_PHASE, 1.0 / _OVERSAMPLE, window=("kaiser", 6.0)) * _OVERSAMPLE
-    return taps.reshape(_TAPS_PER_PHASE, _OVERSAMPLE).T  # one row per phase
+    taps = firwin(2 * _HALF_TAPS * _OVERSAMPLE + 1, 1.0 / _OVERSAMPLE, window=("kaiser", 5.0)) * _OVERSAMPLE
+    return [taps[phase::_OVERSAMPLE] for phase in range(_OVERSAMPLE)]
 
 
 def true_peak_envelope(samples: np.ndarray) -> np.ndarray:
     """Per-frame true-peak magnitude across channels, from 4x oversampling (BS.1770 annex 2).
 
-    A 48-tap polyphase interpolator (12 taps per phase) as the annex describes; each phase is
-    one short FIR over the input, so no 4x-long buffer is ever built.
-
     Args:
         samples: float array [shape=(channels, frames)].
 
     Returns:
-        float32 array [shape=(frames,)]: the largest interpolated magnitude around each frame.
+        float32 array [shape=(frames,)]: the largest interpolated magnitude at or just after
+        each frame (the frame itself and the three points between it and the next).
     """
     from scipy.signal import oaconvolve
 
     x = np.asarray(samples, dtype=np.float32)
     frames = x.shape[-1]
     peak = np.abs(x).max(axis=0)
-    delay = _TAPS_PER_PHASE // 2
     for phase in _interpolation_phases()[1:]:
-        y = oaconvolve(x, phase[np.newaxis, :].astype(np.float32), axes=-1)[:, delay : delay + frames]
+        # Output 4n + phase of the interpolator is conv(x, taps[phase::4]) at n + half-length.
+        y = oaconvolve(x, phase[np.newaxis, :].astype(np.float32), axes=-1)[:, _HALF_TAPS : _HALF_TAPS + frames]
         np.maximum(peak, np.abs(y).max(axis=0), out=peak)
     return peak.astype(np.float32)
 

@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated data folder, synthetic signals, the shared media folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Numba compiles librosa's kernels on first use; keep them between test runs.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path_factory, monkeypatch):
+    """Every test writes its data (caches, renders) under a temporary folder, never the user's."""
+    folder = tmp_path_factory.mktemp("remix-data")
+    monkeypatch.setenv("REMIX_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def settings(_data_dir):
+    from tools.settings import Settings
+
+    return Settings(data_dir=_data_dir)
+
+
+def sine(freq_hz: float, duration_s: float, sample_rate: int = 44100, amplitude: float = 0.5, channels: int = 2):
+    """A float32 sine [shape=(channels, frames)]."""
+    t = np.arange(int(duration_s * sample_rate)) / sample_rate
+    wave = (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return np.repeat(wave[np.newaxis, :], channels, axis=0)
+
+
+def click_track(bpm: float, duration_s: float, sample_rate: int = 44100, channels: int = 2):
+    """Short decaying 2 kHz clicks on every beat [shape=(channels, frames)]."""
+    frames = int(duration_s * sample_rate)
+    out = np.zeros(frames, dtype=np.float32)
+    click_len = int(0.02 * sample_rate)
+    t = np.arange(click_len) / sample_rate
+    click = (np.sin(2 * np.pi * 2000 * t) * np.exp(-t / 0.004)).astype(np.float32) * 0.8
+    period = 60.0 / bpm
+    for start in np.arange(0.25, duration_s - 0.05, period):
+        i = int(round(start * sample_rate))
+        out[i : i + click_len] += click[: frames - i]
+    return np.repeat(out[np.newaxis, :], channels, axis=0)
+
+
+def media_files(pattern: str) -> list[Path]:
+    return sorted(MEDIA.glob(pattern)) if MEDIA.exists() else []

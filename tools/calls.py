@@ -1,0 +1,135 @@
+"""Tool calls in the contract's form, ``{"tool": NAME, "args": {...}}``, applied to a spec.
+
+Each tool owns a pydantic args model (the single source of its schema) and an ``apply``
+function from (spec, args) to a new spec. ``history`` moves through the versions made by
+the calls so far, so a list of calls can say "undo that". Tools whose render stage is not
+built yet are listed by name and answer with a clear message instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import tempo_pitch
+from .errors import BackendUnavailable, ParameterError
+from .spec import RemixSpec
+
+__all__ = ["ToolCall", "HistoryArgs", "DescribeArgs", "TOOLS", "PLANNED_TOOLS", "apply_calls", "read_calls"]
+
+
+class HistoryArgs(BaseModel):
+    """Move through the versions of this remix: undo, redo, reset to the original, or go to a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["undo", "redo", "reset", "goto"]
+    steps: int | None = Field(None, ge=1, le=100, description="how many versions to undo or redo (default 1)")
+    version: int | None = Field(None, ge=0, description="version number for goto (0 is the original)")
+
+
+class DescribeArgs(BaseModel):
+    """Answer a question about the song or the remix (tempo, key, sections, what has been applied)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = Field(None, max_length=500)
+
+
+class ToolCall(BaseModel):
+    """One call of the contract: a tool name and its arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    args_model: type[BaseModel]
+    apply: Callable[[RemixSpec, Any], RemixSpec] | None  # None: no spec edit (describe)
+
+
+TOOLS: dict[str, Tool] = {
+    "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
+    "history": Tool("history", HistoryArgs, None),
+    "describe": Tool("describe", DescribeArgs, None),
+}
+# In the contract, rendered by later versions of the engine.
+PLANNED_TOOLS = ("separate", "restyle", "genre_shift", "rearrange", "revoice")
+
+
+def _validate(call: ToolCall) -> BaseModel:
+    tool = TOOLS.get(call.tool)
+    if tool is None:
+        if call.tool in PLANNED_TOOLS:
+            raise BackendUnavailable(f"the {call.tool!r} tool is not available in this version of the remix engine")
+        known = ", ".join(sorted(TOOLS) + list(PLANNED_TOOLS))
+        raise ParameterError(f"unknown tool {call.tool!r}; the tools are: {known}")
+    try:
+        return tool.args_model.model_validate(call.args)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ParameterError(f"{call.tool} arguments {json.dumps(call.args)} are invalid: {problems}") from None
+
+
+def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None) -> RemixSpec:
+    """Apply calls in order to ``spec`` (default: a fresh spec) and return the current version.
+
+    Every call that edits the spec makes a new version after the current one (dropping any
+    redo branch, as an editor does); ``history`` moves the pointer through those versions.
+    """
+    versions = [spec or RemixSpec()]
+    current = 0
+    for raw in calls:
+        call = raw if isinstance(raw, ToolCall) else ToolCall.model_validate(raw)
+        args = _validate(call)
+        if isinstance(args, HistoryArgs):
+            steps = args.steps or 1
+            if args.action == "undo":
+                current = max(0, current - steps)
+            elif args.action == "redo":
+                current = min(len(versions) - 1, current + steps)
+            elif args.action == "reset":
+                versions = versions[: current + 1] + [versions[0]]
+                current = len(versions) - 1
+            else:
+                if args.version is None or args.version >= len(versions):
+                    raise ParameterError(
+                        f"history goto needs a version between 0 and {len(versions) - 1}, got {args.version}"
+                    )
+                current = args.version
+            continue
+        tool = TOOLS[call.tool]
+        if tool.apply is None:
+            continue
+        versions = versions[: current + 1] + [tool.apply(versions[current], args)]
+        current += 1
+    return versions[current]
+
+
+def read_calls(path: str | Path) -> list[ToolCall]:
+    """Read a JSON file holding a list of calls (or ``{"calls": [...]}``, as ``remix plan`` prints)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ParameterError(f"{path.name}: no such calls file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ParameterError(f"{path.name}: not valid JSON ({error})") from None
+    if isinstance(data, dict) and "calls" in data:
+        data = data["calls"]
+    if not isinstance(data, list):
+        raise ParameterError(f"{path.name}: expected a JSON list of tool calls, got {type(data).__name__}")
+    try:
+        return [ToolCall.model_validate(item) for item in data]
+    except ValidationError as error:
+        raise ParameterError(f"{path.name}: each call needs 'tool' and 'args' ({error.errors()[0]['msg']})") from None

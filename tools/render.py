@@ -1,0 +1,222 @@
+"""``render(source, spec) -> audio``: a pure function of the source and the spec, in stages.
+
+Stages run in a fixed order: arrangement, stem mix, genre, tempo/pitch, styles, fades, master.
+Each stage reads only its own section of the spec. Its output is memoised on (its input's
+key, its name and version, its section), so a change to one section re-runs only the stages
+from that one on; a stage whose section is at its default passes its input (and its key)
+straight through, costing nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .audio import Audio, load
+from .cache import StageCache
+from .errors import BackendUnavailable
+from .master import master
+from .settings import Settings, get_settings
+from .spec import RemixSpec, section_key
+from .tempo_pitch import resolve_ratio, stretch
+
+__all__ = ["Source", "Stage", "STAGES", "StageRun", "RenderResult", "Renderer", "render", "apply_fades"]
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A loaded song and its identity: ``key`` is a hash of the decoded samples and rate."""
+
+    audio: Audio
+    key: str
+    path: Path | None = None
+
+    @classmethod
+    def from_audio(cls, audio: Audio, path: Path | None = None) -> "Source":
+        digest = hashlib.sha256()
+        digest.update(str(audio.sample_rate).encode())
+        digest.update(str(audio.samples.shape).encode())
+        digest.update(np.ascontiguousarray(audio.samples).data)
+        return cls(audio=audio, key=digest.hexdigest()[:32], path=path)
+
+    @classmethod
+    def from_path(cls, path: str | Path, settings: Settings | None = None) -> "Source":
+        return cls.from_audio(load(path, settings=settings), Path(path))
+
+
+@dataclass
+class RenderContext:
+    """What a stage may read besides its input: the source, settings, and the analysis (lazy)."""
+
+    source: Source
+    settings: Settings
+    _analysis: Any = None
+
+    @property
+    def analysis(self):
+        if self._analysis is None:
+            from .analyze import analyze_cached
+
+            self._analysis = analyze_cached(self.source.audio, self.source.key, self.settings)
+        return self._analysis
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One render stage.
+
+    Attributes:
+        name: stable id, part of every cache key.
+        version: bump when the stage's output changes for the same input and section.
+        section: the part of the spec the stage reads, as JSON-able data.
+        is_identity: true when that section asks for nothing (the stage is skipped).
+        run: ``(audio, spec, context) -> audio``.
+        persist: keep outputs on disk as well as in memory (worth it for slow stages).
+    """
+
+    name: str
+    version: int
+    section: Callable[[RemixSpec], Any]
+    is_identity: Callable[[RemixSpec], bool]
+    run: Callable[[Audio, RemixSpec, RenderContext], Audio]
+    persist: bool = True
+
+
+def _not_built(tool: str, issue_words: str) -> Callable[[Audio, RemixSpec, RenderContext], Audio]:
+    def run(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+        raise BackendUnavailable(f"{issue_words} is not available in this version of the remix engine ({tool})")
+
+    return run
+
+
+def _run_tempo_pitch(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    source_bpm = context.analysis.tempo if spec.tempo.bpm is not None else None
+    return stretch(audio, resolve_ratio(spec.tempo, source_bpm), spec.pitch.semitones)
+
+
+def apply_fades(audio: Audio, fade_in_s: float, fade_out_s: float) -> Audio:
+    """Equal-power (quarter-sine) fade in and fade out; fades longer than the audio are clamped."""
+    samples = np.array(audio.samples)
+    frames = audio.frames
+    for seconds, at_start in ((fade_in_s, True), (fade_out_s, False)):
+        length = min(frames, int(round(seconds * audio.sample_rate)))
+        if length <= 0:
+            continue
+        ramp = np.sin(0.5 * np.pi * (np.arange(length) + 0.5) / length).astype(np.float32)
+        if at_start:
+            samples[:, :length] *= ramp
+        else:
+            samples[:, frames - length :] *= ramp[::-1]
+    return audio.replace(samples)
+
+
+def _is_default(getter: Callable[[RemixSpec], Any]) -> Callable[[RemixSpec], bool]:
+    default = getter(RemixSpec())
+    return lambda spec: getter(spec) == default
+
+
+_ORDER = lambda spec: spec.arrangement.order_part()  # noqa: E731
+_STEMS = lambda spec: {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())}  # noqa: E731
+_GENRE = lambda spec: spec.genre.model_dump() if spec.genre.name and spec.genre.amount > 0 else None  # noqa: E731
+_TEMPO = lambda spec: {"tempo": spec.tempo.model_dump(), "pitch": spec.pitch.model_dump()}  # noqa: E731
+_STYLES = lambda spec: {k: v.model_dump() for k, v in spec.effective_styles().items()}  # noqa: E731
+_FADES = lambda spec: spec.arrangement.fades_part()  # noqa: E731
+_MASTER = lambda spec: spec.master.model_dump()  # noqa: E731
+
+STAGES: tuple[Stage, ...] = (
+    Stage("arrangement", 1, _ORDER, _is_default(_ORDER), _not_built("rearrange", "rearranging sections")),
+    Stage("stem_mix", 1, _STEMS, _is_default(_STEMS), _not_built("separate", "stem separation")),
+    Stage("genre", 1, _GENRE, _is_default(_GENRE), _not_built("genre_shift", "genre shifting")),
+    Stage("tempo_pitch", 1, _TEMPO, _is_default(_TEMPO), _run_tempo_pitch),
+    Stage("styles", 1, _STYLES, _is_default(_STYLES), _not_built("restyle", "style presets")),
+    Stage(
+        "fades",
+        1,
+        _FADES,
+        _is_default(_FADES),
+        lambda audio, spec, ctx: apply_fades(audio, spec.arrangement.fade_in_s, spec.arrangement.fade_out_s),
+        persist=False,
+    ),
+    Stage("master", 1, _MASTER, lambda spec: not spec.master.enabled, lambda a, spec, ctx: master(a, spec.master)),
+)
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """How one stage went: ``status`` is skipped, memory, disk or computed."""
+
+    name: str
+    key: str
+    status: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    audio: Audio
+    key: str
+    stages: tuple[StageRun, ...] = field(default_factory=tuple)
+
+    @property
+    def seconds(self) -> float:
+        return sum(run.seconds for run in self.stages)
+
+
+class Renderer:
+    """Renders specs against sources, memoising every stage.
+
+    One renderer per process (or per studio) keeps hot stage outputs in memory; outputs of
+    slow stages also go to ``settings.cache_dir/"stages"`` so that a later process finds them.
+    """
+
+    def __init__(self, settings: Settings | None = None, memory_mb: float = 1024.0, disk: bool = True):
+        self.settings = settings or get_settings()
+        folder = self.settings.cache_dir / "stages" if disk else None
+        self.cache = StageCache(folder, memory_mb=memory_mb, disk_mb=self.settings.stage_cache_mb)
+        self._contexts: dict[str, RenderContext] = {}
+
+    def context(self, source: Source) -> RenderContext:
+        context = self._contexts.get(source.key)
+        if context is None or context.source is not source:
+            context = RenderContext(source=source, settings=self.settings)
+            self._contexts = {source.key: context}
+        return context
+
+    def render(self, source: Source, spec: RemixSpec, progress: ProgressFn | None = None) -> RenderResult:
+        """Run every stage of ``spec`` over ``source`` and return the final audio and a trace."""
+        context = self.context(source)
+        audio, key = source.audio, source.key
+        runs: list[StageRun] = []
+        for index, stage in enumerate(STAGES):
+            if progress is not None:
+                progress(stage.name, index, len(STAGES))
+            started = time.perf_counter()
+            if stage.is_identity(spec):
+                runs.append(StageRun(stage.name, key, "skipped", 0.0))
+                continue
+            key = section_key(key, stage.name, stage.version, stage.section(spec))
+            cached, where = self.cache.get(key)
+            if cached is not None:
+                audio = cached
+            else:
+                audio = stage.run(audio, spec, context)
+                self.cache.put(key, audio, persist=stage.persist)
+                where = "computed"
+            runs.append(StageRun(stage.name, key, where, time.perf_counter() - started))
+        if progress is not None:
+            progress("done", len(STAGES), len(STAGES))
+        return RenderResult(audio=audio, key=key, stages=tuple(runs))
+
+
+def render(source: Source | Audio, spec: RemixSpec | None = None, settings: Settings | None = None) -> Audio:
+    """Render ``spec`` (default: the untouched song, mastered) over ``source``, without a disk cache."""
+    if isinstance(source, Audio):
+        source = Source.from_audio(source)
+    return Renderer(settings, disk=False).render(source, spec or RemixSpec()).audio

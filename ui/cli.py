@@ -1,0 +1,185 @@
+"""The ``remix`` command line: a thin layer over the engine; errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remix",
+        description="A conversational remix assistant: load a song, say what you want to hear.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    studio = commands.add_parser("studio", help="open the studio in the browser (the main job)")
+    studio.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    studio.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    studio.add_argument("--song", type=Path, help="song to open (default: the demo song)")
+
+    demo = commands.add_parser("demo", help="write the demo song and its four true stems")
+    demo.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
+
+    analyze = commands.add_parser("analyze", help="print tempo, beats, key, loudness and sections as JSON")
+    analyze.add_argument("song", type=Path, metavar="SONG")
+
+    render = commands.add_parser(
+        "render",
+        help="render a remix of SONG to OUT",
+        description="Render a remix: from a spec file, from a list of tool calls, or from requests in words.",
+    )
+    render.add_argument("song", type=Path, metavar="SONG")
+    render.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="wav, flac, ogg or mp3")
+    source = render.add_mutually_exclusive_group()
+    source.add_argument("--spec", type=Path, metavar="SPEC.json", help="a RemixSpec as JSON ({} is the untouched song)")
+    source.add_argument("--calls", type=Path, metavar="CALLS.json", help="tool calls applied in order to a fresh spec")
+    render.add_argument("requests", nargs="*", metavar="REQUEST", help="requests in plain words, applied turn by turn")
+    render.add_argument("--save-spec", type=Path, metavar="SPEC.json", help="also write the spec that was rendered")
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _settings():
+    from tools.analyze import prepare_numba_cache
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    prepare_numba_cache(settings)
+    return settings
+
+
+def _cmd_demo(args) -> int:
+    from tools.demo import write_demo
+
+    paths = write_demo(args.output)
+    print(json.dumps({name: str(path) for name, path in paths.items()}, indent=2))
+    return 0
+
+
+def _cmd_analyze(args) -> int:
+    from tools.analyze import analyze_cached
+    from tools.render import Source
+
+    settings = _settings()
+    source = Source.from_path(args.song, settings)
+    analysis = analyze_cached(source.audio, source.key, settings)
+    print(json.dumps(analysis.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _read_spec(path: Path):
+    from pydantic import ValidationError
+
+    from tools.errors import ParameterError
+    from tools.spec import RemixSpec
+
+    try:
+        return RemixSpec.from_json(path.read_text())
+    except FileNotFoundError:
+        raise ParameterError(f"{path.name}: no such spec file") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ParameterError(f"{path.name}: not a valid remix spec: {problems}") from None
+
+
+def _cmd_render(args) -> int:
+    from tools.audio import save
+    from tools.calls import apply_calls, read_calls
+    from tools.errors import BackendUnavailable, ParameterError
+    from tools.loudness import integrated_lufs, true_peak_dbfs
+    from tools.render import Renderer, Source
+    from tools.spec import RemixSpec
+
+    settings = _settings()
+    if args.requests and (args.spec or args.calls):
+        raise ParameterError("give requests in words, or --spec, or --calls, not several")
+    if args.spec:
+        spec = _read_spec(args.spec)
+    elif args.calls:
+        spec = apply_calls(read_calls(args.calls))
+    elif args.requests:
+        raise BackendUnavailable(
+            "requests in plain words need the planner, which is not in this version; "
+            "give tool calls with --calls or a spec with --spec"
+        )
+    else:
+        spec = RemixSpec()
+    source = Source.from_path(args.song, settings)
+    renderer = Renderer(settings)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=7, desc="rendering", unit="stage", file=sys.stderr, leave=False)
+
+    def progress(stage: str, index: int, total: int) -> None:
+        if bar is not None:
+            bar.set_postfix_str(stage)
+            bar.n = index
+            bar.refresh()
+
+    try:
+        result = renderer.render(source, spec, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = save(result.audio, args.output)
+    if args.save_spec:
+        args.save_spec.write_text(json.dumps(spec.model_dump(mode="json"), indent=2) + "\n")
+    summary = {
+        "output": str(path),
+        "duration_s": round(result.audio.duration_s, 3),
+        "loudness_lufs": round(integrated_lufs(result.audio), 2),
+        "true_peak_dbtp": round(true_peak_dbfs(result.audio), 2),
+        "stages": {run.name: run.status for run in result.stages if run.status != "skipped"},
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_studio(args) -> int:
+    from ui.studio import launch
+
+    settings = _settings()
+    return launch(settings, host=args.host, port=args.port, song=args.song)
+
+
+COMMANDS = {"studio": _cmd_studio, "demo": _cmd_demo, "analyze": _cmd_analyze, "render": _cmd_render}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from tools.errors import RemixError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("remix: interrupted", file=sys.stderr)
+        return 130
+    except RemixError as error:
+        if args.debug:
+            raise
+        print(f"remix {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # the promise: a message, never a traceback, unless --debug
+        if args.debug:
+            raise
+        print(f"remix {args.command}: unexpected error: {type(error).__name__}: {error}", file=sys.stderr)
+        print("run again with --debug for details", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
