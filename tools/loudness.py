@@ -3,7 +3,8 @@
 Implemented here with vectorised block energies (a running sum) rather than a per-block
 loop, because the master stage measures on every render and must stay fast on whole songs.
 The K-weighting filters follow the BS.1770 design for any sample rate (the same biquads as
-pyloudnorm, which the tests use as the reference).
+pyloudnorm, which the tests use as the reference). Working buffers are one frame-length vector
+at a time, so a 20-minute song is measured in bounded memory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .audio import Audio
 
 __all__ = [
     "integrated_lufs",
-    "k_weighted",
+    "k_weighted_power",
     "gated_loudness",
     "true_peak_dbfs",
     "true_peak_envelope",
@@ -27,6 +28,7 @@ _BLOCK_S = 0.4
 _STEP_S = 0.1
 _OVERSAMPLE = 4
 _HALF_TAPS = 10
+_CHUNK_FRAMES = 1 << 18
 
 
 def _biquad_shelf(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,12 +52,29 @@ def _biquad_highpass(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(b) / den[0], np.array(den) / den[0]
 
 
-def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The K-weighted signal (pre-filter then RLB high-pass), float64, same shape."""
+def k_weighted_power(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Channel-weighted power of the K-weighted signal, per frame.
+
+    Filtered one channel at a time and summed as it goes, so memory stays at a few
+    frame-length vectors whatever the channel count.
+
+    Args:
+        samples: float array [shape=(channels, frames)].
+        sample_rate: frames per second.
+
+    Returns:
+        float64 array [shape=(frames,)]: sum over channels of G_c * (K-weighted x_c)^2.
+    """
     from scipy.signal import sosfilt
 
     sos = np.vstack([np.concatenate(_biquad_shelf(sample_rate)), np.concatenate(_biquad_highpass(sample_rate))])
-    return sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=-1)
+    weights = _channel_weights(samples.shape[0])
+    power = np.zeros(samples.shape[-1])
+    for channel, weight in zip(samples, weights):
+        filtered = sosfilt(sos, channel.astype(np.float64))
+        np.square(filtered, out=filtered)
+        power += weight * filtered
+    return power
 
 
 def _channel_weights(channels: int) -> np.ndarray:
@@ -64,11 +83,11 @@ def _channel_weights(channels: int) -> np.ndarray:
     return weights
 
 
-def gated_loudness(weighted: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> float:
-    """Gated integrated loudness of an already K-weighted signal, optionally times a gain curve.
+def gated_loudness(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> float:
+    """Gated integrated loudness from ``k_weighted_power``, optionally times a gain curve.
 
     Args:
-        weighted: K-weighted samples [shape=(channels, frames)].
+        power: K-weighted, channel-weighted power per frame [shape=(frames,)].
         sample_rate: frames per second.
         gain: optional linear gain per frame [shape=(frames,)], applied before measuring. The
             K-weighting is linear, so for a gain that moves slowly against the filters this is
@@ -77,10 +96,8 @@ def gated_loudness(weighted: np.ndarray, sample_rate: int, gain: np.ndarray | No
     Returns:
         LUFS, or ``-inf`` when no block passes the absolute gate.
     """
-    power = np.square(weighted)
     if gain is not None:
-        power = power * np.square(gain)[np.newaxis, :]
-    power = (power * _channel_weights(power.shape[0])[:, np.newaxis]).sum(axis=0)
+        power = power * np.square(gain, dtype=np.float64)
     frames = power.size
     block = int(_BLOCK_S * sample_rate)
     if frames < block:
@@ -108,7 +125,7 @@ def integrated_lufs(audio: Audio) -> float:
 
     Programmes shorter than one 400 ms gating block are measured on a zero-padded block.
     """
-    value = gated_loudness(k_weighted(audio.samples, audio.sample_rate), audio.sample_rate)
+    value = gated_loudness(k_weighted_power(audio.samples, audio.sample_rate), audio.sample_rate)
     return value if value >= SILENCE_LUFS else float("-inf")
 
 
@@ -139,10 +156,16 @@ def true_peak_envelope(samples: np.ndarray) -> np.ndarray:
     x = np.asarray(samples, dtype=np.float32)
     frames = x.shape[-1]
     peak = np.abs(x).max(axis=0)
-    for phase in _interpolation_phases()[1:]:
-        # Output 4n + phase of the interpolator is conv(x, taps[phase::4]) at n + half-length.
-        y = oaconvolve(x, phase[np.newaxis, :].astype(np.float32), axes=-1)[:, _HALF_TAPS : _HALF_TAPS + frames]
-        np.maximum(peak, np.abs(y).max(axis=0), out=peak)
+    phases = [p[np.newaxis, :].astype(np.float32) for p in _interpolation_phases()[1:]]
+    # In chunks (with the filter's reach of context each side) so memory stays bounded.
+    for start in range(0, frames, _CHUNK_FRAMES):
+        stop = min(frames, start + _CHUNK_FRAMES)
+        lo, hi = max(0, start - _HALF_TAPS), min(frames, stop + _HALF_TAPS)
+        chunk = x[:, lo:hi]
+        for phase in phases:
+            # Output 4n + phase of the interpolator is conv(x, taps[phase::4]) at n + half-length.
+            y = oaconvolve(chunk, phase, axes=-1)[:, _HALF_TAPS + start - lo : _HALF_TAPS + stop - lo]
+            np.maximum(peak[start:stop], np.abs(y).max(axis=0), out=peak[start:stop])
     return peak.astype(np.float32)
 
 

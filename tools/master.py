@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import Audio
-from .loudness import SILENCE_LUFS, gated_loudness, k_weighted, true_peak_envelope
+from .loudness import SILENCE_LUFS, gated_loudness, k_weighted_power, true_peak_envelope
 from .spec import MasterSettings
 
 __all__ = ["master", "limiter_gain"]
@@ -24,6 +24,8 @@ _RELEASES_DB_PER_S = (6.0 / 0.100, 6.0 / 0.025, 6.0 / 0.00625)
 _MAX_GAIN_DB = 40.0
 # Aim a little under the ceiling, so meters with other interpolation filters agree.
 _CEILING_MARGIN_DB = 0.1
+# The limiter computes its gain on blocks of this many frames.
+_BLOCK = 16
 
 
 def _db_to_gain(db: float) -> float:
@@ -38,7 +40,10 @@ def limiter_gain(
     The gain each frame needs is turned into a curve that falls ahead of each peak at the
     attack rate and recovers after it at the release rate, both straight lines in dB. Each
     ramp is an exact running minimum (``np.minimum.accumulate``), so the curve is never above
-    what any peak needs, has no steps, and costs O(frames) with no Python loop.
+    what any peak needs and has no steps. It is computed on blocks of ``_BLOCK`` frames (the
+    need of a block is its smallest) and interpolated back to frames between block edges
+    whose value is the lower of the two blocks they join, so every frame still gets at most
+    what it needs, at a sixteenth of the memory and time.
 
     Args:
         envelope: true-peak magnitude per frame, linked across channels [shape=(frames,)].
@@ -47,19 +52,27 @@ def limiter_gain(
         release_db_per_s: how fast the gain recovers after a peak.
 
     Returns:
-        Linear gain per frame, float64 [shape=(frames,)], at most 1.
+        Linear gain per frame, float32 [shape=(frames,)], at most 1.
     """
+    frames = envelope.size
     if envelope.max() <= ceiling:
-        return np.ones(envelope.size)
-    need_db = np.minimum(0.0, 20.0 * np.log10(ceiling / np.maximum(envelope.astype(np.float64), 1e-12)))
-    index = np.arange(need_db.size, dtype=np.float64)
-    attack = _ATTACK_DB_PER_S / sample_rate
-    release = release_db_per_s / sample_rate
+        return np.ones(frames, dtype=np.float32)
+    blocks = -(-frames // _BLOCK)
+    padded = np.zeros(blocks * _BLOCK, dtype=np.float32)
+    padded[:frames] = envelope
+    block_peak = padded.reshape(blocks, _BLOCK).max(axis=1).astype(np.float64)
+    need_db = np.minimum(0.0, 20.0 * np.log10(ceiling / np.maximum(block_peak, 1e-12)))
+    index = np.arange(blocks, dtype=np.float64)
+    attack = _ATTACK_DB_PER_S * _BLOCK / sample_rate
+    release = release_db_per_s * _BLOCK / sample_rate
     # Attack, backwards in time: a[n] = min over k >= n of need[k] + attack * (k - n).
     ahead = np.minimum.accumulate((need_db + attack * index)[::-1])[::-1] - attack * index
     # Release, forwards: g[n] = min over k <= n of a[k] + release * (n - k).
-    gain_db = np.minimum.accumulate(ahead - release * index) + release * index
-    return 10.0 ** (np.minimum(gain_db, 0.0) / 20.0)
+    gain_db = np.minimum(np.minimum.accumulate(ahead - release * index) + release * index, 0.0)
+    edges = np.minimum(np.concatenate([gain_db[:1], gain_db]), np.concatenate([gain_db, gain_db[-1:]]))
+    positions = np.arange(frames, dtype=np.float32) / np.float32(_BLOCK)
+    curve = np.interp(positions, np.arange(blocks + 1, dtype=np.float32), edges.astype(np.float32))
+    return np.power(np.float32(10.0), curve.astype(np.float32) / np.float32(20.0))
 
 
 def master(audio: Audio, settings: MasterSettings | None = None) -> Audio:
@@ -73,7 +86,7 @@ def master(audio: Audio, settings: MasterSettings | None = None) -> Audio:
     if not settings.enabled:
         return audio
     rate = audio.sample_rate
-    weighted = k_weighted(audio.samples, rate)
+    weighted = k_weighted_power(audio.samples, rate)
     loudness = gated_loudness(weighted, rate)
     if not np.isfinite(loudness) or loudness < SILENCE_LUFS:
         return audio
@@ -96,7 +109,7 @@ def master(audio: Audio, settings: MasterSettings | None = None) -> Audio:
         def exact(db: float) -> tuple[float, np.ndarray]:
             makeup = _db_to_gain(db)
             result = _apply(audio.samples, makeup * limiter_gain(envelope * makeup, rate, ceiling, release), ceiling)
-            return gated_loudness(k_weighted(result, rate), rate), result
+            return gated_loudness(k_weighted_power(result, rate), rate), result
 
         _, out, _ = _solve(exact, makeup_db, settings.target_lufs, 0.05)
     return Audio(out, rate)

@@ -176,7 +176,7 @@ class Renderer:
     slow stages also go to ``settings.cache_dir/"stages"`` so that a later process finds them.
     """
 
-    def __init__(self, settings: Settings | None = None, memory_mb: float = 1024.0, disk: bool = True):
+    def __init__(self, settings: Settings | None = None, memory_mb: float = 384.0, disk: bool = True):
         self.settings = settings or get_settings()
         folder = self.settings.cache_dir / "stages" if disk else None
         self.cache = StageCache(folder, memory_mb=memory_mb, disk_mb=self.settings.stage_cache_mb)

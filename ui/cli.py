@@ -160,7 +160,12 @@ COMMANDS = {"studio": _cmd_studio, "demo": _cmd_demo, "analyze": _cmd_analyze, "
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Requests in words may follow the options: `remix render SONG -o OUT "make it lo-fi"`.
+    if extra and args.command == "render" and not any(word.startswith("-") for word in extra):
+        args.requests = [*args.requests, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from tools.errors import RemixError
 
     try:

@@ -1,0 +1,126 @@
+"""The `remix` command line: demo, analyze, render; clear errors and exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import click_track
+from tools.loudness import integrated_lufs, true_peak_dbfs
+from tools.audio import Audio, load, save
+from ui.cli import main
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("song") / "clicks.wav"
+    rng = np.random.default_rng(0)
+    clicks = click_track(100.0, 12.0) + (rng.standard_normal((2, 12 * 44100)) * 0.01).astype(np.float32)
+    save(Audio(clicks, 44100), path)
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_render_empty_spec_is_mastered(song, tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")
+    code, out, err = run_cli(capsys, "render", str(song), "--spec", str(spec), "-o", str(tmp_path / "out.flac"))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["stages"] == {"master": "computed"}
+    rendered = load(tmp_path / "out.flac")
+    assert integrated_lufs(rendered) == pytest.approx(-14.0, abs=0.5)
+    assert true_peak_dbfs(rendered) <= -1.0 + 0.05
+
+
+def test_render_calls_changes_tempo_and_saves_spec(song, tmp_path, capsys):
+    calls = tmp_path / "calls.json"
+    calls.write_text(json.dumps([{"tool": "tempo_pitch", "args": {"tempo_pct": 25, "semitones": -1}}]))
+    out_path, spec_path = tmp_path / "fast.wav", tmp_path / "used.json"
+    code, out, err = run_cli(
+        capsys, "render", str(song), "--calls", str(calls), "-o", str(out_path), "--save-spec", str(spec_path)
+    )
+    assert code == 0, err
+    info = sf.info(out_path)
+    assert info.frames == pytest.approx(12 * 44100 / 1.25, abs=2)
+    assert json.loads(spec_path.read_text())["tempo"]["ratio"] == 1.25
+
+
+def test_analyze_prints_the_promised_fields(song, capsys):
+    code, out, err = run_cli(capsys, "analyze", str(song))
+    assert code == 0, err
+    data = json.loads(out)
+    for key in ("tempo", "beats", "downbeats", "sections", "key", "mode", "loudness_lufs"):
+        assert key in data
+    assert data["tempo"] == pytest.approx(100.0, abs=1.0)
+    assert {"label", "ordinal", "start", "end", "energy"} <= set(data["sections"][0])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["render", "{missing}", "--spec", "{spec}", "-o", "{out}"], "nothing.wav"),
+        (["render", "{song}", "--spec", "{bad_spec}", "-o", "{out}"], "not a valid remix spec"),
+        (["render", "{song}", "--spec", "{missing_spec}", "-o", "{out}"], "no such spec file"),
+        (["render", "{song}", "--calls", "{bad_calls}", "-o", "{out}"], "tempo_pitch arguments"),
+        (["render", "{song}", "--calls", "{planned_calls}", "-o", "{out}"], "not available in this version"),
+        (["render", "{song}", "-o", "{out}", "make it lo-fi"], "need the planner"),
+        (["render", "{song}", "--spec", "{spec}", "-o", "{bad_out}"], "supported"),
+        (["render", "{text}", "--spec", "{spec}", "-o", "{out}"], "notes.wav"),
+        (["analyze", "{missing}"], "nothing.wav"),
+    ],
+)
+def test_errors_are_messages_not_tracebacks(argv, message, song, tmp_path, capsys):
+    (tmp_path / "spec.json").write_text("{}")
+    (tmp_path / "bad.json").write_text('{"pitch": {"semitones": 99}}')
+    (tmp_path / "badcalls.json").write_text('[{"tool": "tempo_pitch", "args": {"semitones": "up"}}]')
+    (tmp_path / "planned.json").write_text('[{"tool": "separate", "args": {"action": "remove", "stems": ["vocals"]}}]')
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    names = {
+        "missing": tmp_path / "nothing.wav",
+        "song": song,
+        "spec": tmp_path / "spec.json",
+        "bad_spec": tmp_path / "bad.json",
+        "missing_spec": tmp_path / "nope.json",
+        "bad_calls": tmp_path / "badcalls.json",
+        "planned_calls": tmp_path / "planned.json",
+        "text": tmp_path / "notes.wav",
+        "out": tmp_path / "out.wav",
+        "bad_out": tmp_path / "out.xyz",
+    }
+    code, out, err = run_cli(capsys, *[a.format(**names) for a in argv])
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_demo_writes_mix_and_true_stems(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "demo", "-o", str(tmp_path / "demo"))
+    assert code == 0, err
+    mix, rate = sf.read(tmp_path / "demo" / "mix.wav", always_2d=True)
+    stems = [sf.read(tmp_path / "demo" / f"{name}.wav", always_2d=True)[0] for name in ("vocals", "drums", "bass", "other")]
+    assert rate == 44100 and 80 <= len(mix) / rate <= 100
+    assert np.abs(sum(stems) - mix).max() < 1e-3
+
+
+def test_installed_entry_point_and_help():
+    remix = Path(sys.executable).parent / "remix"
+    if not remix.exists():
+        pytest.skip("the console script is installed by `pip install -e .`")
+    result = subprocess.run([str(remix), "render", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--calls" in result.stdout and "--spec" in result.stdout
+    result = subprocess.run([str(remix), "analyze"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "SONG" in result.stderr
