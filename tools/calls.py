@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import tempo_pitch
+from . import separate, tempo_pitch
 from .errors import BackendUnavailable, ParameterError
 from .spec import RemixSpec
 
@@ -57,12 +57,13 @@ class Tool:
 
 
 TOOLS: dict[str, Tool] = {
+    "separate": Tool("separate", separate.SeparateArgs, separate.apply),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
     "history": Tool("history", HistoryArgs, None),
     "describe": Tool("describe", DescribeArgs, None),
 }
 # In the contract, rendered by later versions of the engine.
-PLANNED_TOOLS = ("separate", "restyle", "genre_shift", "rearrange", "revoice")
+PLANNED_TOOLS = ("restyle", "genre_shift", "rearrange", "revoice")
 
 
 def _validate(call: ToolCall) -> BaseModel:

@@ -53,11 +53,36 @@ class Source:
 
 @dataclass
 class RenderContext:
-    """What a stage may read besides its input: the source, settings, and the analysis (lazy)."""
+    """What a stage may read besides its input: the source, settings, analysis and stems (lazy)."""
 
     source: Source
     settings: Settings
     _analysis: Any = None
+    _separator: Any = None
+    _stems: Any = None
+    progress: Callable[[float, str], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def separator(self):
+        if self._separator is None:
+            from .separate import get_separator
+
+            self._separator = get_separator(self.settings)
+            if self._separator.note:
+                self.notes.append(f"separator fell back to {self._separator.name}: {self._separator.note}")
+        return self._separator
+
+    def stems(self):
+        """The source's four stems (a StemSet), separated once and cached on disk."""
+        if self._stems is None:
+            from .separate import separate_cached
+
+            self._stems = separate_cached(
+                self.source.audio, self.source.key, self.settings, self.separator, self.progress
+            )
+            self.notes.append(f"stems by {self._stems.backend} ({self._stems.model_id}), {self._stems.source}")
+        return self._stems
 
     @property
     def analysis(self):
@@ -79,6 +104,7 @@ class Stage:
         is_identity: true when that section asks for nothing (the stage is skipped).
         run: ``(audio, spec, context) -> audio``.
         persist: keep outputs on disk as well as in memory (worth it for slow stages).
+        context_key: what else the output depends on (e.g. the separator's model id).
     """
 
     name: str
@@ -87,6 +113,7 @@ class Stage:
     is_identity: Callable[[RemixSpec], bool]
     run: Callable[[Audio, RemixSpec, RenderContext], Audio]
     persist: bool = True
+    context_key: Callable[[RenderContext], Any] | None = None
 
 
 def _not_built(tool: str, issue_words: str) -> Callable[[Audio, RemixSpec, RenderContext], Audio]:
@@ -94,6 +121,14 @@ def _not_built(tool: str, issue_words: str) -> Callable[[Audio, RemixSpec, Rende
         raise BackendUnavailable(f"{issue_words} is not available in this version of the remix engine ({tool})")
 
     return run
+
+
+def _run_stem_mix(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    from .separate import mix_stems
+
+    if audio is not context.source.audio:
+        raise BackendUnavailable("changing stem levels after rearranging is not available in this version")
+    return mix_stems(context.stems().stems, spec.stems)
 
 
 def _run_tempo_pitch(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
@@ -132,7 +167,9 @@ _MASTER = lambda spec: spec.master.model_dump()  # noqa: E731
 
 STAGES: tuple[Stage, ...] = (
     Stage("arrangement", 1, _ORDER, _is_default(_ORDER), _not_built("rearrange", "rearranging sections")),
-    Stage("stem_mix", 1, _STEMS, _is_default(_STEMS), _not_built("separate", "stem separation")),
+    Stage(
+        "stem_mix", 1, _STEMS, _is_default(_STEMS), _run_stem_mix, context_key=lambda ctx: ctx.separator.model_id
+    ),
     Stage("genre", 1, _GENRE, _is_default(_GENRE), _not_built("genre_shift", "genre shifting")),
     Stage("tempo_pitch", 1, _TEMPO, _is_default(_TEMPO), _run_tempo_pitch),
     Stage("styles", 1, _STYLES, _is_default(_STYLES), _not_built("restyle", "style presets")),
@@ -163,6 +200,7 @@ class RenderResult:
     audio: Audio
     key: str
     stages: tuple[StageRun, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -192,6 +230,10 @@ class Renderer:
     def render(self, source: Source, spec: RemixSpec, progress: ProgressFn | None = None) -> RenderResult:
         """Run every stage of ``spec`` over ``source`` and return the final audio and a trace."""
         context = self.context(source)
+        context.notes.clear()
+        context.progress = None
+        if progress is not None:
+            context.progress = lambda fraction, message: progress(f"stem_mix: {message} {fraction:.0%}", 1, len(STAGES))
         audio, key = source.audio, source.key
         runs: list[StageRun] = []
         for index, stage in enumerate(STAGES):
@@ -201,7 +243,8 @@ class Renderer:
             if stage.is_identity(spec):
                 runs.append(StageRun(stage.name, key, "skipped", 0.0))
                 continue
-            key = section_key(key, stage.name, stage.version, stage.section(spec))
+            extra = stage.context_key(context) if stage.context_key is not None else None
+            key = section_key(key, stage.name, stage.version, stage.section(spec), extra)
             cached, where = self.cache.get(key)
             if cached is not None:
                 audio = cached
@@ -212,7 +255,7 @@ class Renderer:
             runs.append(StageRun(stage.name, key, where, time.perf_counter() - started))
         if progress is not None:
             progress("done", len(STAGES), len(STAGES))
-        return RenderResult(audio=audio, key=key, stages=tuple(runs))
+        return RenderResult(audio=audio, key=key, stages=tuple(runs), notes=tuple(context.notes))
 
 
 def render(source: Source | Audio, spec: RemixSpec | None = None, settings: Settings | None = None) -> Audio:

