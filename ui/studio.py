@@ -1,6 +1,6 @@
 """The studio page (Gradio). For now a one-page mixer over the engine: open a song (the demo
-is ready), see its analysis, set tempo, pitch and fades, render, listen and download. The
-chat conversation builds on this page."""
+is ready), see its analysis, take stems out, set tempo, pitch and fades, render, listen and
+download. The chat conversation builds on this page."""
 
 from __future__ import annotations
 
@@ -51,7 +51,15 @@ class StudioBackend:
             f"Sections: {sections}"
         )
 
-    def render(self, source, tempo_pct: float = 0, semitones: float = 0, fade_in_s: float = 0, fade_out_s: float = 0):
+    def render(
+        self,
+        source,
+        tempo_pct: float = 0,
+        semitones: float = 0,
+        fade_in_s: float = 0,
+        fade_out_s: float = 0,
+        removed_stems: list[str] | None = None,
+    ):
         """(path of the rendered wav or None, a summary in Markdown)."""
         from tools.audio import save
         from tools.calls import apply_calls
@@ -62,8 +70,11 @@ class StudioBackend:
             return None, "Open a song first."
         args = {"tempo_pct": tempo_pct or None, "semitones": semitones or None}
         args = {k: v for k, v in args.items() if v is not None}
+        calls = [{"tool": "tempo_pitch", "args": args}] if args else []
+        if removed_stems:
+            calls.append({"tool": "separate", "args": {"action": "remove", "stems": list(removed_stems)}})
         try:
-            spec = apply_calls([{"tool": "tempo_pitch", "args": args}] if args else [])
+            spec = apply_calls(calls)
             fades = spec.arrangement.model_copy(update={"fade_in_s": fade_in_s, "fade_out_s": fade_out_s})
             spec = spec.update(arrangement=fades)
             result = self.renderer.render(source, spec)
@@ -73,6 +84,8 @@ class StudioBackend:
         except RemixError as error:
             return None, f"That did not work: {error}"
         steps = ", ".join(f"{r.name} ({r.status}, {r.seconds:.2f} s)" for r in result.stages if r.status != "skipped")
+        if result.notes:
+            steps += ". " + "; ".join(result.notes)
         changes = json.dumps(spec.model_dump(mode="json", exclude_defaults=True))
         return str(path), (
             f"Rendered {result.audio.duration_s:.1f} s at {integrated_lufs(result.audio):.1f} LUFS. "
@@ -98,12 +111,13 @@ def build_app(settings, song: Path | None = None):
             pitch = gr.Slider(-12, 12, value=0, step=1, label="Pitch (semitones)")
             fade_in = gr.Slider(0, 20, value=0, step=0.5, label="Fade in (s)")
             fade_out = gr.Slider(0, 20, value=0, step=0.5, label="Fade out (s)")
+        removed = gr.CheckboxGroup(["vocals", "drums", "bass", "other"], label="Take out")
         go = gr.Button("Render", variant="primary")
         out = gr.Audio(label="Remix", type="filepath", interactive=False)
         status = gr.Markdown()
         app.load(backend.open_song, inputs=song_in, outputs=[source_state, info])
         song_in.change(backend.open_song, inputs=song_in, outputs=[source_state, info])
-        go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out], outputs=[out, status])
+        go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status])
     return app
 
 
