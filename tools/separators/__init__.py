@@ -1,0 +1,1 @@
+"""Separation backends: Spleeter vocals, Demucs, signal-processing splits."""
