@@ -64,8 +64,10 @@ class _Params:
     repet_min_separation_s: float = 0.035
     repet_max_distance_s: float = 20.0
     repet_mels: int = 64
-    chunk_s: float = 45.0
-    chunk_overlap_s: float = 4.0
+    full_resolution_below_hz: float = 2000.0  # masks above are computed on grouped bins
+    high_band_group_bins: int = 4
+    chunk_s: float = 20.0
+    chunk_overlap_s: float = 2.0
 
 
 PARAMS = _Params()
@@ -107,16 +109,18 @@ def split_accompaniment(
     for start, stop, weights in _chunks(samples.shape[1], sample_rate, PARAMS):
         chunk = np.ascontiguousarray(samples[:, start:stop], dtype=np.float32)
         if np.max(np.abs(chunk)) > 0.0:
-            drums, bass = _split_chunk(chunk, sample_rate, PARAMS)
+            drums, bass = _split_chunk(_padded(chunk, 2 * _window(PARAMS.long_window_s, sample_rate)), sample_rate, PARAMS)
+            drums, bass = drums[:, : stop - start], bass[:, : stop - start]
             out["drums"][:, start:stop] += drums * weights
             out["bass"][:, start:stop] += bass * weights
         if progress is not None:
             progress(stop / samples.shape[1])
-    other = samples - out["drums"] - out["bass"]
+    other = np.subtract(samples, out["drums"], dtype=np.float32)
+    other -= out["bass"]
     return {
         "drums": Audio(out["drums"], sample_rate),
         "bass": Audio(out["bass"], sample_rate),
-        "other": Audio(other.astype(np.float32), sample_rate),
+        "other": Audio(other, sample_rate),
     }
 
 
@@ -147,6 +151,13 @@ def _chunks(frames: int, sample_rate: int, params: _Params):
         yield start, stop, weights
 
 
+def _padded(x: np.ndarray, min_frames: int) -> np.ndarray:
+    """``x`` [shape=(channels, frames)] with trailing zeros up to ``min_frames`` frames."""
+    if x.shape[1] >= min_frames:
+        return x
+    return np.pad(x, ((0, 0), (0, min_frames - x.shape[1])))
+
+
 # One chunk -----------------------------------------------------------------------------
 
 
@@ -157,7 +168,9 @@ def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.n
     hop_short = n_short // 4
     spec = _stft(x, n_short, hop_short)
     freqs = np.fft.rfftfreq(n_short, 1.0 / sample_rate).astype(np.float32)
-    magnitude = _joint_magnitude(spec)
+    starts, owner = _band_groups(freqs, params.full_resolution_below_hz, params.high_band_group_bins)
+    magnitude = _grouped_magnitude(spec, starts)
+    freqs = freqs[starts]
     drum_mask = _percussive_mask(
         magnitude,
         freqs,
@@ -166,11 +179,12 @@ def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.n
         params.transient_cutoff_hz,
         params.mask_power,
     )
-    drum_mask *= _repetition_mask(magnitude, drum_mask, sample_rate, n_short, hop_short, params)
-    if x.shape[0] == 2:
-        low = _lowpass_weight(freqs, params.centre_cutoff_hz, 4.0)[:, None]
-        drum_mask *= 1.0 - low + low * _centredness(spec) ** params.centre_power_drums
+    drum_mask *= _repetition_mask(magnitude, drum_mask, freqs, sample_rate, hop_short, params)
     del magnitude
+    drum_mask = drum_mask[owner]
+    if x.shape[0] == 2:
+        low = _lowpass_weight(np.fft.rfftfreq(n_short, 1.0 / sample_rate), params.centre_cutoff_hz, 4.0)[:, None]
+        drum_mask *= 1.0 - low + low * _centredness(spec) ** params.centre_power_drums
     drums = _istft(spec * drum_mask, n_short, hop_short, frames)
     del spec, drum_mask
 
@@ -179,16 +193,18 @@ def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.n
     hop_long = n_long // 4
     spec = _stft(rest, n_long, hop_long)
     freqs = np.fft.rfftfreq(n_long, 1.0 / sample_rate).astype(np.float32)
-    magnitude = _joint_magnitude(spec)
+    starts, owner = _band_groups(freqs, params.full_resolution_below_hz, params.high_band_group_bins)
+    magnitude = _grouped_magnitude(spec, starts)
     drum_mask = _percussive_mask(
         magnitude,
-        freqs,
+        freqs[starts],
         params.long_harmonic_frames,
         params.long_percussive_bins,
         params.long_transient_cutoff_hz,
         params.mask_power,
     )
     del magnitude
+    drum_mask = drum_mask[owner]
     bass_mask = (1.0 - drum_mask) * _lowpass_weight(freqs, params.bass_cutoff_hz, params.bass_order)[:, None]
     if x.shape[0] == 2:
         bass_mask *= _centredness(spec) ** params.centre_power_bass
@@ -234,7 +250,7 @@ def _percussive_mask(
 
 
 def _repetition_mask(
-    magnitude: np.ndarray, drum_mask: np.ndarray, sample_rate: int, n_fft: int, hop: int, params: _Params
+    magnitude: np.ndarray, drum_mask: np.ndarray, freqs: np.ndarray, sample_rate: int, hop: int, params: _Params
 ) -> np.ndarray:
     """REPET-SIM mask driven by the drum estimate.
 
@@ -249,9 +265,7 @@ def _repetition_mask(
     neighbours = min(params.repet_neighbours, max(frames - 1, 1))
     if frames < 4 * neighbours:
         return np.ones_like(magnitude)
-    from librosa.filters import mel
-
-    bands = mel(sr=sample_rate, n_fft=n_fft, n_mels=params.repet_mels).astype(np.float32)
+    bands = _mel_bands(freqs, params.repet_mels, sample_rate / 2)
     features = np.log1p(100.0 * (bands @ (magnitude * drum_mask)))
     index = _nearest_frames(
         features,
@@ -290,6 +304,52 @@ def _nearest_frames(features: np.ndarray, neighbours: int, min_separation: int, 
     return out
 
 
+def _mel_bands(freqs: np.ndarray, bands: int, max_hz: float) -> np.ndarray:
+    """Triangular mel-spaced weights over arbitrary bin frequencies, float32 [shape=(bands, bins)]."""
+    mels = 2595.0 * np.log10(1.0 + np.asarray(freqs, dtype=np.float64) / 700.0)
+    edges = np.linspace(0.0, 2595.0 * np.log10(1.0 + max_hz / 700.0), bands + 2)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (mels[None, :] - lower) / (centre - lower)
+    falling = (upper - mels[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def _band_groups(freqs: np.ndarray, full_below_hz: float, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bins kept one by one below ``full_below_hz`` and pooled ``group`` at a time above.
+
+    Masks are smooth across frequency up there, so computing them on pooled bins saves most
+    of the median filtering at no measurable cost in separation.
+
+    Returns:
+        ``(starts, owner)``: the first bin of each group [shape=(groups,)], and for every bin
+        the group it belongs to [shape=(bins,)].
+    """
+    bins = len(freqs)
+    split = int(np.searchsorted(freqs, full_below_hz))
+    group = max(1, int(group))
+    starts = np.concatenate([np.arange(split), np.arange(split, bins, group)]).astype(np.int64)
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, bins)))
+    return starts, owner
+
+
+def _grouped_magnitude(spec: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Root-mean-square magnitude over channels and over each group of bins.
+
+    Args:
+        spec: complex64 [shape=(channels, bins, frames)].
+        starts: first bin of each group [shape=(groups,)].
+
+    Returns:
+        float32 [shape=(groups, frames)].
+    """
+    power = np.zeros(spec.shape[1:], dtype=np.float32)
+    for channel in spec:
+        power += channel.real**2
+        power += channel.imag**2
+    counts = np.diff(np.append(starts, spec.shape[1])).astype(np.float32)[:, None] * spec.shape[0]
+    return np.sqrt(np.add.reduceat(power, starts, axis=0) / counts)
+
+
 def _lowpass_weight(freqs: np.ndarray, cutoff_hz: float, order: float) -> np.ndarray:
     """Butterworth-shaped magnitude weight ``1 / (1 + (f / cutoff_hz) ** order)``, float32."""
     return (1.0 / (1.0 + (freqs / cutoff_hz) ** order)).astype(np.float32)
@@ -307,11 +367,6 @@ def _centredness(spec: np.ndarray) -> np.ndarray:
     total = np.abs(spec[0] + spec[1]) ** 2
     power = 2.0 * (np.abs(spec[0]) ** 2 + np.abs(spec[1]) ** 2) + _EPS
     return (total / power).astype(np.float32)
-
-
-def _joint_magnitude(spec: np.ndarray) -> np.ndarray:
-    """Root-mean-square magnitude over channels, float32 [shape=(bins, frames)]."""
-    return np.sqrt(np.mean(spec.real**2 + spec.imag**2, axis=0)).astype(np.float32)
 
 
 def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
