@@ -41,6 +41,7 @@ ProgressFn = Callable[[float, str], None]
 SEPARATORS = ("auto", "demucs", "spleeter", "dsp")
 DEFAULT_STEP_DB = 6.0
 _STEMS_VERSION = 1
+_SUM_TOLERANCE = 1e-5
 
 
 class SeparateArgs(BaseModel):
@@ -117,11 +118,33 @@ class Separator:
 
 
 def _finish(audio: Audio, stems: dict[str, Audio]) -> dict[str, Audio]:
-    """Put the residual into ``other`` so the four stems sum to the mixture exactly."""
-    samples = {name: np.array(stems[name].samples, dtype=np.float32) for name in STEM_NAMES}
-    residual = audio.samples - sum(samples.values())
-    samples["other"] = samples["other"] + residual
-    return {name: Audio(samples[name], audio.sample_rate) for name in STEM_NAMES}
+    """The stems, with ``other`` corrected where they do not sum to the mixture.
+
+    Every backend already puts its residual into ``other``; this checks it chunk by chunk
+    (no song-length temporaries) and recomputes ``other`` only if a backend fell short.
+    """
+    chunk = 1 << 20
+    for start in range(0, audio.frames, chunk):
+        part = slice(start, start + chunk)
+        total = sum(stems[name].samples[:, part] for name in STEM_NAMES)
+        if np.abs(total - audio.samples[:, part]).max() > _SUM_TOLERANCE:
+            break
+    else:
+        return {name: stems[name] for name in STEM_NAMES}
+    other = np.subtract(audio.samples, stems["vocals"].samples, dtype=np.float32)
+    other -= stems["drums"].samples
+    other -= stems["bass"].samples
+    return {**{name: stems[name] for name in ("vocals", "drums", "bass")}, "other": Audio(other, audio.sample_rate)}
+
+
+def _return_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise), between big steps."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class _SpleeterFourStems(Separator):
@@ -135,12 +158,17 @@ class _SpleeterFourStems(Separator):
         self._vocals = SpleeterVocals(settings.models_path)
 
     def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
-        from .separators.split import split_accompaniment
+        from .separators.split import split_drums_bass
 
         report = progress or (lambda fraction, message: None)
-        vocals, accompaniment = self._vocals.separate(audio, lambda f: report(0.5 * f, "finding the vocals"))
-        rest = split_accompaniment(accompaniment, audio, lambda f: report(0.5 + 0.5 * f, "splitting drums, bass, other"))
-        return _finish(audio, {"vocals": vocals, **rest})
+        vocals, accompaniment = self._vocals.separate(audio, lambda f: report(0.4 * f, "finding the vocals"))
+        del accompaniment  # formed again chunk by chunk: a long song holds one stem less
+        _return_free_memory()
+        drums, bass = split_drums_bass(audio, vocals, lambda f: report(0.4 + 0.6 * f, "splitting drums, bass, other"))
+        other = np.subtract(audio.samples, vocals.samples, dtype=np.float32)
+        other -= drums.samples
+        other -= bass.samples
+        return {"vocals": vocals, "drums": drums, "bass": bass, "other": Audio(other, audio.sample_rate)}
 
 
 class _DspSeparator(Separator):

@@ -36,7 +36,7 @@ from .split import (
     _padded,
     _stft,
     _window,
-    split_accompaniment,
+    split_drums_bass,
 )
 
 __all__ = ["dsp_vocals", "dsp_separate"]
@@ -106,12 +106,11 @@ def dsp_separate(mixture: Audio, progress: Callable[[float], None] | None = None
         return lambda fraction: progress(offset + share * fraction)
 
     vocals = dsp_vocals(mixture, stage(0.0, 0.4))
-    accompaniment = mixture.replace(mixture.samples - vocals.samples)
-    rest = split_accompaniment(accompaniment, mixture, stage(0.4, 0.6))
+    drums, bass = split_drums_bass(mixture, vocals, stage(0.4, 0.6))
     other = np.subtract(mixture.samples, vocals.samples, dtype=np.float32)
-    other -= rest["drums"].samples
-    other -= rest["bass"].samples
-    return {"vocals": vocals, "drums": rest["drums"], "bass": rest["bass"], "other": mixture.replace(other)}
+    other -= drums.samples
+    other -= bass.samples
+    return {"vocals": vocals, "drums": drums, "bass": bass, "other": mixture.replace(other)}
 
 
 @dataclass(frozen=True)

@@ -103,25 +103,60 @@ def split_accompaniment(
             f"match the accompaniment ({accompaniment.channels} ch, {accompaniment.frames} frames at "
             f"{accompaniment.sample_rate} Hz)"
         )
-    samples = accompaniment.samples
+    drums, bass = _drums_and_bass(accompaniment.samples, None, accompaniment.sample_rate, progress)
+    other = np.subtract(accompaniment.samples, drums, dtype=np.float32)
+    other -= bass
     sample_rate = accompaniment.sample_rate
-    out = {name: np.zeros_like(samples) for name in ("drums", "bass")}
-    for start, stop, weights in _chunks(samples.shape[1], sample_rate, PARAMS):
-        chunk = np.ascontiguousarray(samples[:, start:stop], dtype=np.float32)
-        if np.max(np.abs(chunk)) > 0.0:
-            drums, bass = _split_chunk(_padded(chunk, 2 * _window(PARAMS.long_window_s, sample_rate)), sample_rate, PARAMS)
-            drums, bass = drums[:, : stop - start], bass[:, : stop - start]
-            out["drums"][:, start:stop] += drums * weights
-            out["bass"][:, start:stop] += bass * weights
-        if progress is not None:
-            progress(stop / samples.shape[1])
-    other = np.subtract(samples, out["drums"], dtype=np.float32)
-    other -= out["bass"]
     return {
-        "drums": Audio(out["drums"], sample_rate),
-        "bass": Audio(out["bass"], sample_rate),
+        "drums": Audio(drums, sample_rate),
+        "bass": Audio(bass, sample_rate),
         "other": Audio(other, sample_rate),
     }
+
+
+def split_drums_bass(
+    mixture: Audio, vocals: Audio, progress: Callable[[float], None] | None = None
+) -> tuple[Audio, Audio]:
+    """Drums and bass of ``mixture - vocals``, without ever holding that accompaniment whole.
+
+    The same split as :func:`split_accompaniment`; the accompaniment is formed chunk by chunk,
+    so a long song costs two stems of memory here, not three plus the accompaniment. The
+    caller takes ``other`` as ``mixture - vocals - drums - bass``.
+
+    Args:
+        mixture: the song, float32 [shape=(channels, frames)].
+        vocals: its vocal estimate, same rate and shape.
+        progress: called with the fraction done, in [0, 1].
+
+    Returns:
+        ``(drums, bass)`` with the mixture's rate and shape.
+    """
+    if vocals.sample_rate != mixture.sample_rate or vocals.samples.shape != mixture.samples.shape:
+        raise ParameterError(
+            f"vocals ({vocals.channels} ch, {vocals.frames} frames at {vocals.sample_rate} Hz) do not match "
+            f"the mixture ({mixture.channels} ch, {mixture.frames} frames at {mixture.sample_rate} Hz)"
+        )
+    drums, bass = _drums_and_bass(mixture.samples, vocals.samples, mixture.sample_rate, progress)
+    return Audio(drums, mixture.sample_rate), Audio(bass, mixture.sample_rate)
+
+
+def _drums_and_bass(
+    samples: np.ndarray, minus: np.ndarray | None, sample_rate: int, progress: Callable[[float], None] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drums and bass of ``samples`` (less ``minus``, chunk by chunk, when given)."""
+    drums_out = np.zeros_like(samples, dtype=np.float32)
+    bass_out = np.zeros_like(samples, dtype=np.float32)
+    for start, stop, weights in _chunks(samples.shape[1], sample_rate, PARAMS):
+        chunk = np.array(samples[:, start:stop], dtype=np.float32)
+        if minus is not None:
+            chunk -= minus[:, start:stop]
+        if np.max(np.abs(chunk)) > 0.0:
+            drums, bass = _split_chunk(_padded(chunk, 2 * _window(PARAMS.long_window_s, sample_rate)), sample_rate, PARAMS)
+            drums_out[:, start:stop] += drums[:, : stop - start] * weights
+            bass_out[:, start:stop] += bass[:, : stop - start] * weights
+        if progress is not None:
+            progress(stop / samples.shape[1])
+    return drums_out, bass_out
 
 
 # Chunking ------------------------------------------------------------------------------
