@@ -124,3 +124,25 @@ def test_installed_entry_point_and_help():
     assert "--calls" in result.stdout and "--spec" in result.stdout
     result = subprocess.run([str(remix), "analyze"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "SONG" in result.stderr
+
+
+def test_separate_writes_four_stems_that_sum_to_the_song(song, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "separate", str(song), "-o", str(tmp_path / "stems"), "--backend", "dsp")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["backend"] == "dsp" and summary["from_cache"] is False
+    mix, rate = sf.read(song, always_2d=True)
+    total = 0
+    for name in ("vocals", "drums", "bass", "other"):
+        stem, stem_rate = sf.read(tmp_path / "stems" / f"{name}.wav", always_2d=True)
+        assert stem_rate == rate and stem.shape == mix.shape
+        total = total + stem
+    assert np.abs(total - mix).max() < 1e-4
+    code, out, err = run_cli(capsys, "separate", str(song), "-o", str(tmp_path / "again"), "--backend", "dsp")
+    assert code == 0 and json.loads(out)["from_cache"] is True
+
+
+def test_separate_with_demucs_but_no_weights_says_where_to_put_them(song, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "separate", str(song), "-o", str(tmp_path / "stems"), "--backend", "demucs")
+    assert code == 2
+    assert "htdemucs.th" in err and "Traceback" not in err
