@@ -92,7 +92,7 @@ def quality(backends: list[str], media: Path) -> None:
 
 
 def speed_child(backend: str, minutes: float) -> None:
-    from tools.audio import Audio, load
+    from tools.audio import load
     from tools.separate import get_separator
     from tools.settings import Settings
 

@@ -23,10 +23,9 @@ import numpy as np
 
 from ..audio import Audio
 from .split import (
-    _band_groups,
     _centredness,
     _chunks,
-    _grouped_magnitude,
+    _grouped_stft,
     _istft,
     _lowpass_weight,
     _median_filter_rows,
@@ -34,7 +33,6 @@ from .split import (
     _mel_bands,
     _nearest_frames,
     _padded,
-    _stft,
     _window,
     split_drums_bass,
 )
@@ -121,12 +119,9 @@ class _ChunkParams:
 
 def _vocals_chunk(x: np.ndarray, sample_rate: int, params: _VocalParams) -> np.ndarray:
     """The vocal estimate of one chunk, float32 [shape=(channels, frames)]."""
-    n_fft = _window(params.window_s, sample_rate)
-    hop = n_fft // 4
-    spec = _stft(x, n_fft, hop)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate).astype(np.float32)
-    starts, owner = _band_groups(freqs, params.full_resolution_below_hz, params.high_band_group_bins)
-    magnitude = _grouped_magnitude(spec, starts)
+    n_fft, hop, spec, freqs, starts, owner, magnitude = _grouped_stft(
+        x, params.window_s, sample_rate, params.full_resolution_below_hz, params.high_band_group_bins
+    )
 
     harmonic = _median_filter_rows(magnitude, params.harmonic_frames) ** params.mask_power
     percussive = _median_filter_rows(np.ascontiguousarray(magnitude.T), params.percussive_bins).T ** params.mask_power

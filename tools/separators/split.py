@@ -196,15 +196,28 @@ def _padded(x: np.ndarray, min_frames: int) -> np.ndarray:
 # One chunk -----------------------------------------------------------------------------
 
 
+def _grouped_stft(x: np.ndarray, window_s: float, sample_rate: int, full_below_hz: float, group_bins: int):
+    """STFT of ``x`` and its magnitude pooled into bands (full resolution below ``full_below_hz``).
+
+    Returns:
+        ``(n_fft, hop, spec, freqs, starts, owner, magnitude)``: the complex spectrum
+        [shape=(channels, bins, frames)], the bin frequencies, each band's first bin, each
+        bin's band, and the pooled magnitude [shape=(bands, frames)].
+    """
+    n_fft = _window(window_s, sample_rate)
+    hop = n_fft // 4
+    spec = _stft(x, n_fft, hop)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate).astype(np.float32)
+    starts, owner = _band_groups(freqs, full_below_hz, group_bins)
+    return n_fft, hop, spec, freqs, starts, owner, _grouped_magnitude(spec, starts)
+
+
 def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.ndarray, np.ndarray]:
     """Drums and bass of one chunk, float32 [shape=(channels, frames)] each."""
     frames = x.shape[1]
-    n_short = _window(params.short_window_s, sample_rate)
-    hop_short = n_short // 4
-    spec = _stft(x, n_short, hop_short)
-    freqs = np.fft.rfftfreq(n_short, 1.0 / sample_rate).astype(np.float32)
-    starts, owner = _band_groups(freqs, params.full_resolution_below_hz, params.high_band_group_bins)
-    magnitude = _grouped_magnitude(spec, starts)
+    n_short, hop_short, spec, freqs, starts, owner, magnitude = _grouped_stft(
+        x, params.short_window_s, sample_rate, params.full_resolution_below_hz, params.high_band_group_bins
+    )
     freqs = freqs[starts]
     drum_mask = _percussive_mask(
         magnitude,
@@ -224,12 +237,9 @@ def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.n
     del spec, drum_mask
 
     rest = x - drums
-    n_long = _window(params.long_window_s, sample_rate)
-    hop_long = n_long // 4
-    spec = _stft(rest, n_long, hop_long)
-    freqs = np.fft.rfftfreq(n_long, 1.0 / sample_rate).astype(np.float32)
-    starts, owner = _band_groups(freqs, params.full_resolution_below_hz, params.high_band_group_bins)
-    magnitude = _grouped_magnitude(spec, starts)
+    n_long, hop_long, spec, freqs, starts, owner, magnitude = _grouped_stft(
+        rest, params.long_window_s, sample_rate, params.full_resolution_below_hz, params.high_band_group_bins
+    )
     drum_mask = _percussive_mask(
         magnitude,
         freqs[starts],
