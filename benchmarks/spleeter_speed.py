@@ -6,8 +6,11 @@ Speed: a real song from the shared media set, tiled to each length (stereo, 44.1
 separated in a fresh subprocess per (length, precision), so each peak RSS (ru_maxrss) is
 that case's own. Seconds per minute of audio exclude loading the weights.
 
-Quality: the vocal SDR gain over the mixture-as-estimate baseline on every public
-multitrack (SDR over the whole excerpt, all channels) and on the demo song.
+Quality (in float32, so that the numbers do not depend on the bf16 check): the vocal SDR
+gain over the mixture-as-estimate baseline on every public multitrack (SDR over the whole
+excerpt, all channels) and on the demo song; and on the full songs, which have no vocals,
+the level of the vocal estimate relative to the song (lower is better: what an instrumental
+loses to the vocals).
 """
 
 from __future__ import annotations
@@ -65,11 +68,11 @@ def quality(models_dir: Path) -> None:
     import numpy as np
     import soundfile as sf
 
-    from tools.audio import Audio
+    from tools.audio import Audio, load
     from tools.demo import make_demo
     from tools.separators.spleeter import SpleeterVocals
 
-    separator = SpleeterVocals(models_dir)
+    separator = SpleeterVocals(models_dir, precision="fp32")
     gains = []
     for folder in sorted((MEDIA / "stems").glob("*/")):
         mix = np.ascontiguousarray(sf.read(folder / "mixture.flac", always_2d=True, dtype="float32")[0].T)
@@ -86,6 +89,12 @@ def quality(models_dir: Path) -> None:
         f"{'demo song (not tuned on)':28s} vocals SDR {sdr(truth, vocals.samples):6.2f} dB  "
         f"gain {sdr(truth, vocals.samples) - sdr(truth, demo.mix.samples):+6.2f} dB"
     )
+    for path in sorted((MEDIA / "songs").glob("*.flac")):
+        song = load(path).resample(44_100).to_channels(2)
+        vocals, _ = separator.separate(song)
+        vocal_energy = np.sum(vocals.samples.astype(np.float64) ** 2)
+        level_db = 10 * np.log10(vocal_energy / np.sum(song.samples.astype(np.float64) ** 2))
+        print(f"{path.stem:32s} instrumental: vocal estimate at {level_db:6.1f} dB of the song")
 
 
 def main() -> None:
