@@ -62,6 +62,26 @@ class Audio:
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "sample_rate", int(self.sample_rate))
 
+    @classmethod
+    def trusted(cls, samples: np.ndarray, sample_rate: int) -> "Audio":
+        """An ``Audio`` over samples this package wrote and validated itself, without rescanning them.
+
+        For memory-mapped cached stems: the NaN scan of the normal constructor would read a
+        whole long file into memory just to build the value. Shape, dtype and rate are still
+        checked, and the array is still made read-only.
+        """
+        if samples.ndim != 2 or samples.dtype != np.float32 or min(samples.shape) < 1:
+            raise ParameterError(f"trusted audio must be non-empty float32 (channels, frames), got {samples.shape}")
+        if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+            raise ParameterError(f"sample_rate={sample_rate!r} out of range")
+        if samples.flags.writeable:
+            samples = samples.view()
+            samples.flags.writeable = False
+        value = object.__new__(cls)
+        object.__setattr__(value, "samples", samples)
+        object.__setattr__(value, "sample_rate", int(sample_rate))
+        return value
+
     @property
     def channels(self) -> int:
         return self.samples.shape[0]

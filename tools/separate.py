@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .audio import STEM_NAMES, Audio
-from .errors import BackendUnavailable, ParameterError
+from .errors import BackendUnavailable, ParameterError, RemixError
 from .settings import Settings
 from .spec import RemixSpec, StemName, StemSettings
 
@@ -42,6 +42,9 @@ SEPARATORS = ("auto", "demucs", "spleeter", "dsp")
 DEFAULT_STEP_DB = 6.0
 _STEMS_VERSION = 1
 _SUM_TOLERANCE = 1e-5
+# Long songs are separated in blocks this long, cross-faded over the overlap.
+_BLOCK_S = 240.0
+_BLOCK_OVERLAP_S = 4.0
 
 
 class SeparateArgs(BaseModel):
@@ -239,8 +242,14 @@ def _stem_folder(settings: Settings, source_key: str, model_id: str) -> Path:
 
 
 def _read_stems(folder: Path, sample_rate: int, frames: int) -> dict[str, Audio] | None:
+    """The cached stems, memory-mapped (a long song is paged in only as it is used), or None."""
+    if not (folder / "meta.json").exists():
+        return None
     try:
-        stems = {name: Audio(np.load(folder / f"{name}.npy", allow_pickle=False), sample_rate) for name in STEM_NAMES}
+        stems = {
+            name: Audio.trusted(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False), sample_rate)
+            for name in STEM_NAMES
+        }
     except Exception:
         return None
     if any(audio.frames != frames for audio in stems.values()):
@@ -248,19 +257,73 @@ def _read_stems(folder: Path, sample_rate: int, frames: int) -> dict[str, Audio]
     return stems
 
 
-def _write_stems(folder: Path, stems: dict[str, Audio], meta: dict) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+class _StemWriter:
+    """Writes one stem as a ``.npy`` file frame block by frame block (Fortran order, so that
+    frames are contiguous on disk), never holding the whole stem in memory."""
+
+    def __init__(self, path: Path, channels: int, frames: int):
+        self._handle = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": True,
+                  "shape": (channels, frames)}
+        np.lib.format.write_array_header_2_0(self._handle, header)
+        self._left = frames
+
+    def write(self, block: np.ndarray) -> None:
+        if block.shape[1] > self._left:
+            raise RuntimeError("stem writer given more frames than its header declares")
+        self._handle.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+        self._left -= block.shape[1]
+
+    def close(self) -> None:
+        self._handle.close()
+        if self._left:
+            raise RuntimeError(f"stem writer closed {self._left} frames short")
+
+
+def _separate_into(folder: Path, audio: Audio, separator: Separator, progress: ProgressFn | None) -> None:
+    """Separate ``audio`` block by block into stem files in ``folder``.
+
+    Songs longer than one block (a few minutes) go through the separator in overlapping
+    blocks; each stem is cross-faded linearly across the overlap, and as the weights of the
+    two blocks sum to one there, the stems still sum to the mixture. Finished frames go
+    straight to disk, so memory holds one block's stems, not the whole song's.
+    """
+    rate, frames = audio.sample_rate, audio.frames
+    block = int(_BLOCK_S * rate)
+    overlap = int(_BLOCK_OVERLAP_S * rate)
+    starts = [0] if frames <= block + overlap else list(range(0, frames - overlap, block))
+    writers = {name: _StemWriter(folder / f"{name}.npy", audio.channels, frames) for name in STEM_NAMES}
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1)
+    tails: dict[str, np.ndarray] = {}
     try:
-        for name in STEM_NAMES:
-            np.save(staging / f"{name}.npy", stems[name].samples, allow_pickle=False)
-        (staging / "meta.json").write_text(json.dumps(meta))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        for index, start in enumerate(starts):
+            last = index == len(starts) - 1
+            stop = frames if last else min(frames, start + block + overlap)
+
+            def block_progress(fraction: float, message: str, index: int = index) -> None:
+                if progress is not None:
+                    progress((index + fraction) / len(starts), message)
+
+            piece = Audio(audio.samples[:, start:stop], rate)
+            stems = _finish(piece, separator.separate(piece, block_progress))
+            del piece
+            for name in STEM_NAMES:
+                samples = stems[name].samples
+                head = 0
+                if index > 0:
+                    writers[name].write(tails[name] * (1.0 - ramp) + samples[:, :overlap] * ramp)
+                    head = overlap
+                body_end = samples.shape[1] if last else samples.shape[1] - overlap
+                writers[name].write(samples[:, head:body_end])
+                if not last:
+                    tails[name] = np.array(samples[:, body_end:])
+            del stems
+            _return_free_memory()
+    finally:
+        for writer in writers.values():
+            writer._handle.close()
+    for writer in writers.values():
+        writer.close()
 
 
 def separate_cached(
@@ -272,8 +335,9 @@ def separate_cached(
 ) -> StemSet:
     """Four stems of ``audio``, from the disk cache when this source and model were separated before.
 
-    The cache is keyed by (source hash, backend model id); entries are written into a
-    temporary folder and renamed into place, so a crash never leaves half a set.
+    The cache is keyed by (source hash, backend model id). Stems are written into a temporary
+    folder block by block and the folder is renamed into place when complete, so a crash never
+    leaves half a set; they come back memory-mapped.
     """
     separator = separator or get_separator(settings)
     folder = _stem_folder(settings, source_key, separator.model_id)
@@ -282,8 +346,21 @@ def separate_cached(
         if progress is not None:
             progress(1.0, "stems from the cache")
         return StemSet(cached, separator.name, separator.model_id, source="cache")
-    stems = separator.separate(audio, progress)
-    _write_stems(folder, stems, {"backend": separator.name, "model_id": separator.model_id, "source": source_key})
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        _separate_into(staging, audio, separator, progress)
+        meta = {"backend": separator.name, "model_id": separator.model_id, "source": source_key}
+        (staging / "meta.json").write_text(json.dumps(meta))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    stems = _read_stems(folder, audio.sample_rate, audio.frames)
+    if stems is None:
+        raise RemixError(f"the stems just written to {folder.name} could not be read back")
     if progress is not None:
         progress(1.0, "stems ready")
     return StemSet(stems, separator.name, separator.model_id)

@@ -35,6 +35,8 @@ from scipy import ndimage
 from ..audio import Audio
 from ..errors import ParameterError
 
+_FFT_WORKERS = 2
+
 __all__ = ["split_accompaniment", "SPLIT_STEMS"]
 
 SPLIT_STEMS = ("drums", "bass", "other")
@@ -415,17 +417,53 @@ def _centredness(spec: np.ndarray) -> np.ndarray:
 
 
 def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """complex64 [shape=(channels, n_fft // 2 + 1, stft_frames)], Hann window, centred."""
-    from librosa import stft
+    """complex64 [shape=(channels, n_fft // 2 + 1, stft_frames)], periodic Hann window, centred.
 
-    return stft(x, n_fft=n_fft, hop_length=hop, dtype=np.complex64)
+    The same frames as ``librosa.stft(center=True, pad_mode="constant")``, with the FFTs run
+    by scipy on both cores.
+    """
+    import scipy.fft
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    pad = n_fft // 2
+    padded = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (pad, pad)))
+    frames = 1 + (padded.shape[1] - n_fft) // hop
+    view = sliding_window_view(padded, n_fft, axis=-1)[:, ::hop][:, :frames]
+    spec = scipy.fft.rfft(view * _hann(n_fft), axis=-1, workers=_FFT_WORKERS)
+    return np.ascontiguousarray(spec.transpose(0, 2, 1), dtype=np.complex64)
 
 
 def _istft(spec: np.ndarray, n_fft: int, hop: int, frames: int) -> np.ndarray:
-    """float32 [shape=(channels, frames)]."""
-    from librosa import istft
+    """float32 [shape=(channels, frames)]: windowed overlap-add, normalised by the window's
+    summed square, the inverse of :func:`_stft` (``n_fft`` a multiple of ``hop``)."""
+    import scipy.fft
 
-    return istft(spec, n_fft=n_fft, hop_length=hop, length=frames, dtype=np.float32)
+    if n_fft % hop:
+        raise ValueError(f"n_fft={n_fft} must be a multiple of hop={hop}")
+    window = _hann(n_fft)
+    blocks = scipy.fft.irfft(spec.transpose(0, 2, 1), n=n_fft, axis=-1, workers=_FFT_WORKERS).astype(np.float32)
+    blocks *= window
+    channels, count, _ = blocks.shape
+    parts = n_fft // hop
+    out = np.zeros((channels, count + parts - 1, hop), dtype=np.float32)
+    envelope = np.zeros((count + parts - 1, hop), dtype=np.float32)
+    square = (window * window).reshape(parts, hop)
+    for k in range(parts):
+        out[:, k : k + count] += blocks[:, :, k * hop : (k + 1) * hop]
+        envelope[k : k + count] += square[k]
+    out = out.reshape(channels, -1)
+    envelope = envelope.reshape(-1)
+    out /= np.where(envelope > 1e-8, envelope, 1.0)
+    pad = n_fft // 2
+    result = out[:, pad : pad + frames]
+    if result.shape[1] < frames:
+        result = np.pad(result, ((0, 0), (0, frames - result.shape[1])))
+    return np.ascontiguousarray(result)
+
+
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window, float32."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
 # Kernels -------------------------------------------------------------------------------
