@@ -16,6 +16,8 @@ time-frequency resolutions:
 2. **Bass and leftover drums, long STFT** (about 186 ms windows) on what the first pass left:
    a second harmonic/percussive split catches percussive energy that the short window
    smeared, and the harmonic part below a soft crossover, weighted by centredness, is the bass.
+   The crossover follows the song: per frame it sits a few harmonics above the lowest strong
+   partial of the harmonic part (the bass note), with a fixed fallback where no note is clear.
 
 ``other`` is always the residual, so ``drums + bass + other == accompaniment`` up to float32
 rounding. Masks are computed once from the channel-joint magnitude and applied to every
@@ -60,8 +62,17 @@ class _Params:
     centre_cutoff_hz: float = 300.0  # below: drum mask weighted by centredness
     centre_power_drums: float = 2.0
     centre_power_bass: float = 2.0
-    bass_cutoff_hz: float = 300.0
+    bass_cutoff_hz: float = 300.0  # fallback crossover, for frames with no clear low note
     bass_order: float = 4.0
+    bass_note_min_hz: float = 30.0  # the bass note's fundamental is looked for in this range
+    bass_note_max_hz: float = 300.0
+    bass_note_smooth_frames: int = 3  # long-STFT frames the harmonic magnitude is averaged over
+    bass_note_peak_ratio: float = 0.3  # a partial counts if at least this times the band's peak
+    bass_note_clarity: float = 6.0  # peak over the band's mean magnitude for a clear note
+    bass_harmonics: float = 4.5  # crossover at this multiple of the note's fundamental
+    bass_cutoff_min_hz: float = 250.0
+    bass_cutoff_max_hz: float = 400.0
+    bass_cutoff_median_frames: int = 5  # median over frames of the per-frame crossover
     repet_neighbours: int = 10
     repet_min_separation_s: float = 0.035
     repet_max_distance_s: float = 20.0
@@ -250,14 +261,63 @@ def _split_chunk(x: np.ndarray, sample_rate: int, params: _Params) -> tuple[np.n
         params.long_transient_cutoff_hz,
         params.mask_power,
     )
+    cutoff_hz = _bass_cutoff_hz(magnitude * (1.0 - drum_mask), freqs[starts], params)
     del magnitude
     drum_mask = drum_mask[owner]
-    bass_mask = (1.0 - drum_mask) * _lowpass_weight(freqs, params.bass_cutoff_hz, params.bass_order)[:, None]
+    bass_mask = (1.0 - drum_mask) * _frame_lowpass_weight(freqs, cutoff_hz, params.bass_order)
     if x.shape[0] == 2:
         bass_mask *= _centredness(spec) ** params.centre_power_bass
     drums += _istft(spec * drum_mask, n_long, hop_long, frames)
     bass = _istft(spec * bass_mask, n_long, hop_long, frames)
     return drums, bass
+
+
+def _bass_cutoff_hz(harmonic: np.ndarray, freqs: np.ndarray, params: _Params) -> np.ndarray:
+    """Per frame, a bass crossover just above the first few harmonics of the bass note.
+
+    The bass note is the lowest strong partial of the harmonic magnitude between
+    ``bass_note_min_hz`` and ``bass_note_max_hz`` (a local maximum at least
+    ``bass_note_peak_ratio`` times the band's largest one, the magnitude averaged over a few
+    frames). The crossover is ``bass_harmonics`` times that fundamental, clamped to
+    ``[bass_cutoff_min_hz, bass_cutoff_max_hz]``; frames with no clear note (the band's peak
+    less than ``bass_note_clarity`` times its mean) keep the fixed ``bass_cutoff_hz``. The
+    result is median-filtered over frames so that the mask edge does not flicker.
+
+    Args:
+        harmonic: harmonic magnitude, float32 [shape=(bands, frames)], bands at full
+            resolution through the bass range.
+        freqs: each band's first-bin frequency in Hz [shape=(bands,)].
+        params: the split's parameters.
+
+    Returns:
+        float32 [shape=(frames,)] crossover frequencies in Hz.
+    """
+    frames = harmonic.shape[1]
+    lo = max(1, int(np.searchsorted(freqs, params.bass_note_min_hz)))
+    hi = min(len(freqs) - 1, int(np.searchsorted(freqs, params.bass_note_max_hz)) + 1)
+    fallback = np.full(frames, params.bass_cutoff_hz, dtype=np.float32)
+    if hi - lo < 3:
+        return fallback
+    band = ndimage.uniform_filter1d(
+        harmonic[lo - 1 : hi + 1].astype(np.float32), max(1, params.bass_note_smooth_frames), axis=1, mode="nearest"
+    )
+    centre = band[1:-1]
+    peak = np.max(centre, axis=0)
+    is_partial = (centre > band[:-2]) & (centre >= band[2:]) & (centre >= params.bass_note_peak_ratio * peak)
+    lowest = np.argmax(is_partial, axis=0)
+    clear = np.any(is_partial, axis=0) & (peak > params.bass_note_clarity * np.mean(centre, axis=0) + _EPS)
+    note_hz = freqs[lo + lowest]
+    cutoff_hz = np.clip(params.bass_harmonics * note_hz, params.bass_cutoff_min_hz, params.bass_cutoff_max_hz)
+    cutoff_hz = np.where(clear, cutoff_hz, fallback).astype(np.float32)
+    if params.bass_cutoff_median_frames > 1 and frames >= params.bass_cutoff_median_frames:
+        cutoff_hz = _median_filter_rows(cutoff_hz[None, :], params.bass_cutoff_median_frames)[0]
+    return cutoff_hz
+
+
+def _frame_lowpass_weight(freqs: np.ndarray, cutoff_hz: np.ndarray, order: float) -> np.ndarray:
+    """Butterworth-shaped weight with a crossover per frame, float32 [shape=(bins, frames)]."""
+    ratio = np.asarray(freqs, dtype=np.float32)[:, None] / np.asarray(cutoff_hz, dtype=np.float32)[None, :]
+    return (1.0 / (1.0 + ratio**order)).astype(np.float32)
 
 
 def _window(window_s: float, sample_rate: int) -> int:
