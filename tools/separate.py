@@ -42,7 +42,8 @@ SEPARATORS = ("auto", "demucs", "spleeter", "dsp")
 DEFAULT_STEP_DB = 6.0
 _STEMS_VERSION = 1
 _SUM_TOLERANCE = 1e-5
-# Long songs are separated in blocks this long, cross-faded over the overlap.
+# Long songs are separated in blocks at most this long (less where a separator asks),
+# cross-faded over the overlap.
 _BLOCK_S = 240.0
 _BLOCK_OVERLAP_S = 4.0
 
@@ -115,6 +116,8 @@ class Separator:
     name: str = ""
     model_id: str = ""
     note: str = ""
+    # Songs longer than this go through the separator in cross-faded blocks (memory bound).
+    block_s: float = 240.0
 
     def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
         raise NotImplementedError
@@ -187,6 +190,7 @@ class _DspSeparator(Separator):
 
 class _Demucs(Separator):
     name = "demucs"
+    block_s = 60.0  # its activations are large: a minute at a time keeps a long song under 1.5 GB
 
     def __init__(self, settings: Settings):
         from .separators.demucs_backend import DemucsSeparator, available_models, demucs_folder
@@ -289,7 +293,7 @@ def _separate_into(folder: Path, audio: Audio, separator: Separator, progress: P
     straight to disk, so memory holds one block's stems, not the whole song's.
     """
     rate, frames = audio.sample_rate, audio.frames
-    block = int(_BLOCK_S * rate)
+    block = int(min(_BLOCK_S, separator.block_s) * rate)
     overlap = int(_BLOCK_OVERLAP_S * rate)
     starts = [0] if frames <= block + overlap else list(range(0, frames - overlap, block))
     writers = {name: _StemWriter(folder / f"{name}.npy", audio.channels, frames) for name in STEM_NAMES}
