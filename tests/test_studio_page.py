@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tools.audio import load
@@ -48,3 +49,25 @@ def test_build_app_wires_the_page(backend, tmp_path):
     app = build_app(backend.settings, song=backend.default_song())
     assert isinstance(app, gr.Blocks)
     assert len(app.fns) >= 3
+
+
+def test_taking_the_vocals_out_of_the_demo(backend):
+    from tools.demo import make_demo
+    from tools.loudness import integrated_lufs as lufs
+
+    source, _ = backend.open_song(str(backend.default_song()))
+    path, summary = backend.render(source, removed_stems=["vocals"])
+    assert path is not None, summary
+    assert "stems by" in summary and '"mute":true' in summary.replace(" ", "")
+    karaoke = load(path)
+    # Compare in the vocals' absence against the true instrumental of the demo: the vocal
+    # estimate taken out, the rest kept (both mastered to the same loudness first).
+    demo = make_demo()
+    truth = demo.mix.samples - demo.stems["vocals"].samples
+    from tools.audio import Audio
+    from tools.master import master
+
+    truth = master(Audio(truth, demo.mix.sample_rate)).samples
+    error = 10 * np.log10(np.sum(truth**2) / np.sum((truth - karaoke.samples) ** 2))
+    assert error > 8.0, f"instrumental SDR {error:.1f} dB"
+    assert lufs(karaoke) == pytest.approx(-14.0, abs=0.5)
