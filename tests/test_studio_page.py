@@ -49,6 +49,7 @@ def test_build_app_wires_the_page(backend, tmp_path):
     app = build_app(backend.settings, song=backend.default_song())
     assert isinstance(app, gr.Blocks)
     assert len(app.fns) >= 3
+    assert app.analytics_enabled is False  # nothing reported to outside hosts
 
 
 def test_taking_the_vocals_out_of_the_demo(backend):

@@ -95,12 +95,16 @@ class StudioBackend:
 
 def build_app(settings, song: Path | None = None):
     """The Blocks app; per-browser-session state holds the loaded source."""
+    import os
+
+    # Offline by design: no usage reporting to outside hosts.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     backend = StudioBackend(settings)
     first_song = Path(song) if song else backend.default_song()
 
-    with gr.Blocks(title="Remix assistant") as app:
+    with gr.Blocks(title="Remix assistant", analytics_enabled=False) as app:
         gr.Markdown("# Remix assistant\nOpen a song, change it, listen. The demo song is ready.")
         source_state = gr.State(None)
         with gr.Row():
