@@ -266,6 +266,8 @@ class DemucsSeparator:
         import torch
         from demucs.apply import apply_model
 
+        if device.type == "cpu":
+            _bound_heap_growth()
         model_rate = int(model.samplerate)
         model_channels = int(model.audio_channels)
         native = part.to_channels(model_channels).resample(model_rate)
@@ -281,6 +283,8 @@ class DemucsSeparator:
             nonlocal done
             if info.get("state") == "end":
                 done += 1
+                if device.type == "cpu":
+                    _release_heap()
                 report(min(done / total_chunks, 1.0))
 
         kwargs: dict[str, Any] = {}
@@ -587,3 +591,38 @@ def _fit_length(samples: np.ndarray, frames: int) -> np.ndarray:
     if samples.shape[1] >= frames:
         return samples[:, :frames]
     return np.pad(samples, ((0, 0), (0, frames - samples.shape[1])))
+
+
+# Memory on the CPU -------------------------------------------------------------------------
+
+# Buffers at least this large are mapped from and returned to the system directly.
+_MMAP_THRESHOLD_BYTES = 4 << 20
+
+
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+def _bound_heap_growth() -> None:
+    """Serve large buffers from their own mappings, so that a freed one goes back to the system.
+
+    Measured on the full-size htdemucs over 40 s on the CPU: glibc's default (a threshold that
+    rises as big blocks are freed) let the heap keep about 1.3 GB; with a fixed 4 MB threshold
+    the peak was about 0.96 GB, for about 1.3 to 1.6 times the time. Demucs on a CPU is memory
+    bound first, so the trade is taken there (this stays in force for the process).
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, _MMAP_THRESHOLD_BYTES)  # M_MMAP_THRESHOLD
+
+
+def _release_heap() -> None:
+    """Return freed heap pages to the system between segments."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
