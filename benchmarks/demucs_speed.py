@@ -88,13 +88,62 @@ def report(label: str, elapsed_s: float, audio_s: float) -> None:
     )
 
 
+def product_run(minutes: float) -> int:
+    """Save the random full-size model, then measure the product path in a fresh process."""
+    import subprocess
+
+    data = Path(tempfile.mkdtemp(prefix="remix-demucs-"))
+    folder = data / "models" / "demucs"
+    folder.mkdir(parents=True)
+    save_as_release(build_htdemucs(), folder / "htdemucs.th")
+    child = [sys.executable, __file__, "--product-child", str(data), "--product-minutes", str(minutes)]
+    return subprocess.run(child, check=False).returncode
+
+
+def product_child(data: Path, minutes: float) -> int:
+    import numpy as np
+
+    from tools.audio import Audio
+    from tools.render import Source
+    from tools.separate import get_separator, separate_cached
+    from tools.settings import Settings
+
+    settings = Settings(data_dir=data)
+    frames = int(minutes * 60 * SAMPLE_RATE)
+    t = np.arange(frames) / SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    tone = 0.2 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+    mix = (tone + 0.05 * rng.standard_normal(frames)).astype(np.float32)
+    audio = Audio(np.stack([mix, mix]), SAMPLE_RATE)
+    separator = get_separator(settings, "demucs")
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    stems = separate_cached(audio, Source.from_audio(audio).key, settings, separator)
+    elapsed_s = time.perf_counter() - start
+    error = float(np.abs(stems.total() - audio.samples).max())
+    report(f"separate_cached with {separator.model_id}", elapsed_s, minutes * 60)
+    print(f"peak RSS {peak_rss_mb():.0f} MB (before separating {before:.0f} MB); stems sum to the song within {error:.1e}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the stereo test audio (s)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-backend", action="store_true", help="time apply_model only")
+    parser.add_argument(
+        "--product-minutes",
+        type=float,
+        help="instead: save the model to a models folder, then separate a song this long through the "
+        "product's path (separate_cached: blocks, stems to disk) in a fresh process; print time and peak RSS",
+    )
+    parser.add_argument("--product-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.product_child:
+        return product_child(args.product_child, args.product_minutes)
+    if args.product_minutes:
+        return product_run(args.product_minutes)
 
     import numpy as np
     import torch
