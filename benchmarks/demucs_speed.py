@@ -109,12 +109,13 @@ def product_child(data: Path, minutes: float) -> int:
     from tools.settings import Settings
 
     settings = Settings(data_dir=data)
+    # Ten seconds of a pulsing tone in noise, repeated: only the song itself stays in memory.
     frames = int(minutes * 60 * SAMPLE_RATE)
-    t = np.arange(frames) / SAMPLE_RATE
+    t = np.arange(10 * SAMPLE_RATE) / SAMPLE_RATE
     rng = np.random.default_rng(0)
-    tone = 0.2 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
-    mix = (tone + 0.05 * rng.standard_normal(frames)).astype(np.float32)
-    audio = Audio(np.stack([mix, mix]), SAMPLE_RATE)
+    piece = (0.1 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) + 0.05 * rng.standard_normal(t.size))
+    audio = Audio(np.tile(piece.astype(np.float32), (2, -(-frames // piece.size)))[:, :frames], SAMPLE_RATE)
+    del t, piece
     separator = get_separator(settings, "demucs")
     before = peak_rss_mb()
     start = time.perf_counter()
