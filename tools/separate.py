@@ -129,6 +129,8 @@ def _finish(audio: Audio, stems: dict[str, Audio]) -> dict[str, Audio]:
     Every backend already puts its residual into ``other``; this checks it chunk by chunk
     (no song-length temporaries) and recomputes ``other`` only if a backend fell short.
     """
+    from .separators.common import residual
+
     chunk = 1 << 20
     for start in range(0, audio.frames, chunk):
         part = slice(start, start + chunk)
@@ -137,20 +139,9 @@ def _finish(audio: Audio, stems: dict[str, Audio]) -> dict[str, Audio]:
             break
     else:
         return {name: stems[name] for name in STEM_NAMES}
-    other = np.subtract(audio.samples, stems["vocals"].samples, dtype=np.float32)
-    other -= stems["drums"].samples
-    other -= stems["bass"].samples
-    return {**{name: stems[name] for name in ("vocals", "drums", "bass")}, "other": Audio(other, audio.sample_rate)}
-
-
-def _return_free_memory() -> None:
-    """Hand freed heap pages back to the system (glibc keeps them otherwise), between big steps."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    kept = {name: stems[name] for name in ("vocals", "drums", "bass")}
+    other = residual(audio.samples, [value.samples for value in kept.values()])
+    return {**kept, "other": Audio(other, audio.sample_rate)}
 
 
 class _SpleeterFourStems(Separator):
@@ -164,16 +155,15 @@ class _SpleeterFourStems(Separator):
         self._vocals = SpleeterVocals(settings.models_path)
 
     def separate(self, audio: Audio, progress: ProgressFn | None = None) -> dict[str, Audio]:
+        from .separators.common import release_heap, residual
         from .separators.split import split_drums_bass
 
         report = progress or (lambda fraction, message: None)
         vocals, accompaniment = self._vocals.separate(audio, lambda f: report(0.4 * f, "finding the vocals"))
         del accompaniment  # formed again chunk by chunk: a long song holds one stem less
-        _return_free_memory()
+        release_heap()
         drums, bass = split_drums_bass(audio, vocals, lambda f: report(0.4 + 0.6 * f, "splitting drums, bass, other"))
-        other = np.subtract(audio.samples, vocals.samples, dtype=np.float32)
-        other -= drums.samples
-        other -= bass.samples
+        other = residual(audio.samples, [vocals.samples, drums.samples, bass.samples])
         return {"vocals": vocals, "drums": drums, "bass": bass, "other": Audio(other, audio.sample_rate)}
 
 
@@ -292,6 +282,8 @@ def _separate_into(folder: Path, audio: Audio, separator: Separator, progress: P
     two blocks sum to one there, the stems still sum to the mixture. Finished frames go
     straight to disk, so memory holds one block's stems, not the whole song's.
     """
+    from .separators.common import release_heap
+
     rate, frames = audio.sample_rate, audio.frames
     block = int(min(_BLOCK_S, separator.block_s) * rate)
     overlap = int(_BLOCK_OVERLAP_S * rate)
@@ -322,7 +314,7 @@ def _separate_into(folder: Path, audio: Audio, separator: Separator, progress: P
                 if not last:
                     tails[name] = np.array(samples[:, body_end:])
             del stems
-            _return_free_memory()
+            release_heap()
     finally:
         for writer in writers.values():
             writer._handle.close()

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..audio import Audio
 from ..errors import BackendUnavailable, ParameterError
+from .common import bound_heap_growth, release_heap, residual
 
 __all__ = ["DEMUCS_DEFAULT_MODEL", "DemucsSeparator", "available_models", "demucs_folder"]
 
@@ -56,7 +57,6 @@ OVERLAP = 0.25  # fraction of each segment shared with the next (demucs's defaul
 NORM_EPS = 1e-8  # added to the reference's standard deviation, as demucs's separate does
 MODEL_ID_HASH_CHARS = 10
 _HASH_BLOCK_BYTES = 1 << 20
-_RESIDUAL_BLOCK_FRAMES = 1 << 18
 _MAX_REASON_CHARS = 300
 # Names that demucs.pretrained.get_model resolves without looking at the local folder.
 _NOT_LOCAL_NAMES = ("demucs_unittest",)
@@ -250,7 +250,7 @@ class DemucsSeparator:
             for name in MODEL_STEMS:
                 estimates[name][channels] = stems[name]
 
-        estimates["other"] = _residual(mixture, [estimates[name] for name in MODEL_STEMS])
+        estimates["other"] = residual(mixture, [estimates[name] for name in MODEL_STEMS])
         report(1.0)
         return {name: Audio(estimates[name], audio.sample_rate) for name in OUTPUT_STEMS}
 
@@ -267,7 +267,10 @@ class DemucsSeparator:
         from demucs.apply import apply_model
 
         if device.type == "cpu":
-            _bound_heap_growth()
+            # Measured on the full-size htdemucs over 40 s: with glibc's rising threshold the heap
+            # kept about 1.3 GB; with 4 MB, about 0.96 GB, for 1.3 to 1.6 times the time. Demucs
+            # on a CPU is memory bound first, so the trade is taken there.
+            bound_heap_growth(4 << 20)
         model_rate = int(model.samplerate)
         model_channels = int(model.audio_channels)
         native = part.to_channels(model_channels).resample(model_rate)
@@ -284,7 +287,7 @@ class DemucsSeparator:
             if info.get("state") == "end":
                 done += 1
                 if device.type == "cpu":
-                    _release_heap()
+                    release_heap()
                 report(min(done / total_chunks, 1.0))
 
         kwargs: dict[str, Any] = {}
@@ -570,59 +573,8 @@ def _apply_model_takes_callback() -> bool:
     return _CALLBACK_SUPPORT
 
 
-def _residual(mixture: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
-    """``mixture - sum(stems)``, summed in float64 block by block (memory stays float32-sized).
-
-    Returns:
-        float32 [shape=mixture.shape]; ``sum(stems) + result`` is ``mixture`` to float32 rounding.
-    """
-    out = np.empty_like(mixture, dtype=np.float32)
-    for start in range(0, mixture.shape[1], _RESIDUAL_BLOCK_FRAMES):
-        block = slice(start, start + _RESIDUAL_BLOCK_FRAMES)
-        rest = mixture[:, block].astype(np.float64)
-        for stem in stems:
-            rest -= stem[:, block]
-        out[:, block] = rest
-    return out
-
-
 def _fit_length(samples: np.ndarray, frames: int) -> np.ndarray:
     """Trim or zero-pad [shape=(channels, n)] to ``frames`` (resampling can be a frame off)."""
     if samples.shape[1] >= frames:
         return samples[:, :frames]
     return np.pad(samples, ((0, 0), (0, frames - samples.shape[1])))
-
-
-# Memory on the CPU -------------------------------------------------------------------------
-
-# Buffers at least this large are mapped from and returned to the system directly.
-_MMAP_THRESHOLD_BYTES = 4 << 20
-
-
-def _libc():
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-def _bound_heap_growth() -> None:
-    """Serve large buffers from their own mappings, so that a freed one goes back to the system.
-
-    Measured on the full-size htdemucs over 40 s on the CPU: glibc's default (a threshold that
-    rises as big blocks are freed) let the heap keep about 1.3 GB; with a fixed 4 MB threshold
-    the peak was about 0.96 GB, for about 1.3 to 1.6 times the time. Demucs on a CPU is memory
-    bound first, so the trade is taken there (this stays in force for the process).
-    """
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(-3, _MMAP_THRESHOLD_BYTES)  # M_MMAP_THRESHOLD
-
-
-def _release_heap() -> None:
-    """Return freed heap pages to the system between segments."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)

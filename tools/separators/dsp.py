@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio import Audio
+from .common import residual
 from .split import (
     _centredness,
     _chunks,
@@ -105,9 +106,7 @@ def dsp_separate(mixture: Audio, progress: Callable[[float], None] | None = None
 
     vocals = dsp_vocals(mixture, stage(0.0, 0.4))
     drums, bass = split_drums_bass(mixture, vocals, stage(0.4, 0.6))
-    other = np.subtract(mixture.samples, vocals.samples, dtype=np.float32)
-    other -= drums.samples
-    other -= bass.samples
+    other = residual(mixture.samples, [vocals.samples, drums.samples, bass.samples])
     return {"vocals": vocals, "drums": drums, "bass": bass, "other": mixture.replace(other)}
 
 

@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from ..audio import Audio
 from ..errors import ParameterError
+from .common import residual
 
 _FFT_WORKERS = 2
 
@@ -117,8 +118,7 @@ def split_accompaniment(
             f"{accompaniment.sample_rate} Hz)"
         )
     drums, bass = _drums_and_bass(accompaniment.samples, None, accompaniment.sample_rate, progress)
-    other = np.subtract(accompaniment.samples, drums, dtype=np.float32)
-    other -= bass
+    other = residual(accompaniment.samples, [drums, bass])
     sample_rate = accompaniment.sample_rate
     return {
         "drums": Audio(drums, sample_rate),
