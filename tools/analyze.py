@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .audio import Audio
 from .errors import ParameterError
+from .files import atomic_write_bytes
 from .loudness import integrated_lufs
 
 __all__ = [
@@ -214,15 +214,7 @@ def analyze_cached(audio: Audio, source_key: str, settings) -> Analysis:
     prepare_numba_cache(settings)
     result = analyze(audio)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{source_key}-", suffix=".tmp", dir=cache_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(result.model_dump(mode="json"), handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, json.dumps(result.model_dump(mode="json")).encode("utf-8"))
     except OSError as exc:
         log.warning("cannot write analysis cache %s: %s", path, exc)
     return result

