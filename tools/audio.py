@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ParameterError
+from .files import atomic_path
 from .settings import Settings, get_settings
 
 __all__ = ["Audio", "load", "save", "STEM_NAMES"]
@@ -410,10 +410,8 @@ def save(
             )
     clip = subtype not in _FLOAT_SUBTYPES
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Keep the format's extension on the temporary file: some writers pick the codec from it.
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp.{fmt}")
-    try:
+    with atomic_path(path, suffix=f".tmp.{fmt}") as temp:
         try:
             if fmt == "mp3":
                 _write_mp3(audio, temp, bitrate_kbps, clip)
@@ -424,10 +422,6 @@ def save(
             reason = getattr(exc, "error_string", None) or str(exc)
             raise ParameterError(f"cannot save '{name}' as {fmt}: {reason}") from exc
         _fsync(temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return path
 
 
