@@ -41,6 +41,8 @@ class Settings:
         max_duration_s: longest accepted input (``REMIX_MAX_DURATION_S``, default 1200 = 20 min).
         separator: separation backend (``REMIX_SEPARATOR``, default ``auto``).
         stage_cache_mb: disk budget for cached render stages (``REMIX_STAGE_CACHE_MB``).
+        generator: genre-shift backend (``REMIX_GENERATOR``: ``auto``, ``musicgen`` or ``dsp``);
+            ``auto`` uses MusicGen melody when its weights are on disk, the DSP grooves otherwise.
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -49,6 +51,7 @@ class Settings:
     max_duration_s: float = 1200.0
     separator: str = "auto"
     stage_cache_mb: float = 2048.0
+    generator: str = "auto"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -62,6 +65,7 @@ class Settings:
             max_duration_s=_env_float(env, "REMIX_MAX_DURATION_S", 1200.0),
             separator=env.get("REMIX_SEPARATOR") or "auto",
             stage_cache_mb=_env_float(env, "REMIX_STAGE_CACHE_MB", 2048.0),
+            generator=(env.get("REMIX_GENERATOR") or "auto").strip().lower(),
         )
 
     @property
