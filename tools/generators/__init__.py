@@ -1,0 +1,1 @@
+"""Generative genre-shift backends (MusicGen melody through transformers)."""
