@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import separate, tempo_pitch
+from . import genre, separate, styles, tempo_pitch
 from .errors import BackendUnavailable, ParameterError
 from .spec import RemixSpec
 
@@ -58,12 +58,14 @@ class Tool:
 
 TOOLS: dict[str, Tool] = {
     "separate": Tool("separate", separate.SeparateArgs, separate.apply),
+    "restyle": Tool("restyle", styles.RestyleArgs, styles.apply),
+    "genre_shift": Tool("genre_shift", genre.GenreShiftArgs, genre.apply),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
     "history": Tool("history", HistoryArgs, None),
     "describe": Tool("describe", DescribeArgs, None),
 }
 # In the contract, rendered by later versions of the engine.
-PLANNED_TOOLS = ("restyle", "genre_shift", "rearrange", "revoice")
+PLANNED_TOOLS = ("rearrange", "revoice")
 
 
 def _validate(call: ToolCall) -> BaseModel:

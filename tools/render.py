@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,9 @@ from .cache import StageCache
 from .errors import BackendUnavailable
 from .master import master
 from .settings import Settings, get_settings
+from .genre import GENRE_VERSION
 from .spec import RemixSpec, section_key
+from .styles import STYLES_VERSION
 from .tempo_pitch import resolve_ratio, stretch
 
 __all__ = ["Source", "Stage", "STAGES", "StageRun", "RenderResult", "Renderer", "render", "apply_fades"]
@@ -84,6 +86,30 @@ class RenderContext:
             self.notes.append(f"stems by {self._stems.backend} ({self._stems.model_id}), {self._stems.source}")
         return self._stems
 
+    def stems_for(self, audio: Audio) -> dict[str, Audio] | None:
+        """The source's stems when ``audio`` is still aligned with the source (same length), else None."""
+        if audio.frames != self.source.audio.frames or audio.sample_rate != self.source.audio.sample_rate:
+            return None
+        return self.stems().stems
+
+    def style_context(self, spec: RemixSpec, after_tempo: bool):
+        """Tempo, key and seed for the style presets, as the song stands at the styles stage."""
+        from .styles import StyleContext
+
+        analysis = self.analysis
+        bpm = float(analysis.tempo) or None
+        if after_tempo:
+            if spec.genre.name and spec.genre.amount > 0:
+                from .grooves import genre_style
+
+                bpm = float(spec.genre.bpm or genre_style(spec.genre.name).bpm)
+            bpm = bpm * resolve_ratio(spec.tempo, bpm) if bpm else None
+        pitch_classes = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+        key = pitch_classes.index(analysis.key)
+        if after_tempo:
+            key = (key + int(round(spec.pitch.semitones))) % 12
+        return StyleContext(bpm=bpm, key_pitch_class=key, seed=int(self.source.key[:8], 16))
+
     @property
     def analysis(self):
         if self._analysis is None:
@@ -124,16 +150,51 @@ def _not_built(tool: str, issue_words: str) -> Callable[[Audio, RemixSpec, Rende
 
 
 def _run_stem_mix(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    """Stem levels, and the styles aimed at single stems, applied before the stems are summed."""
     from .separate import mix_stems
+    from .styles import apply_styles, stem_styles
 
     if audio is not context.source.audio:
-        raise BackendUnavailable("changing stem levels after rearranging is not available in this version")
-    return mix_stems(context.stems().stems, spec.stems)
+        raise BackendUnavailable("changing stems after rearranging is not available in this version")
+    stems = dict(context.stems().stems)
+    targeted = stem_styles(spec)
+    if targeted:
+        style_context = replace(context.style_context(spec, after_tempo=False), keep_length=True)
+        for name in sorted({s.target for s in targeted.values()}):
+            chosen = {k: v for k, v in targeted.items() if v.target == name}
+            stems[name] = apply_styles(stems[name], chosen, style_context)
+        channels = max(stem.channels for stem in stems.values())
+        stems = {k: v.to_channels(channels) if v.channels != channels else v for k, v in stems.items()}
+    return mix_stems(stems, spec.stems)
+
+
+def _run_genre(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    from .genre import run_genre
+
+    return run_genre(audio, spec, context)
+
+
+def _genre_context(context: RenderContext):
+    from .genre import genre_backend_id
+
+    return [context.separator.model_id, genre_backend_id(context.settings)]
 
 
 def _run_tempo_pitch(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
-    source_bpm = context.analysis.tempo if spec.tempo.bpm is not None else None
+    source_bpm = None
+    if spec.tempo.bpm is not None:
+        source_bpm = context.analysis.tempo
+        if spec.genre.name and spec.genre.amount > 0:
+            from .grooves import genre_style
+
+            source_bpm = float(spec.genre.bpm or genre_style(spec.genre.name).bpm)
     return stretch(audio, resolve_ratio(spec.tempo, source_bpm), spec.pitch.semitones)
+
+
+def _run_styles(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    from .styles import apply_styles, mix_styles
+
+    return apply_styles(audio, mix_styles(spec), context.style_context(spec, after_tempo=True))
 
 
 def apply_fades(audio: Audio, fade_in_s: float, fade_out_s: float) -> Audio:
@@ -158,21 +219,24 @@ def _is_default(getter: Callable[[RemixSpec], Any]) -> Callable[[RemixSpec], boo
 
 
 _ORDER = lambda spec: spec.arrangement.order_part()  # noqa: E731
-_STEMS = lambda spec: {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())}  # noqa: E731
+_STEMS = lambda spec: {  # noqa: E731
+    "stems": {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())},
+    "styles": {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target != "mix"},
+}
 _GENRE = lambda spec: spec.genre.model_dump() if spec.genre.name and spec.genre.amount > 0 else None  # noqa: E731
 _TEMPO = lambda spec: {"tempo": spec.tempo.model_dump(), "pitch": spec.pitch.model_dump()}  # noqa: E731
-_STYLES = lambda spec: {k: v.model_dump() for k, v in spec.effective_styles().items()}  # noqa: E731
+_STYLES = lambda spec: {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target == "mix"}  # noqa: E731
 _FADES = lambda spec: spec.arrangement.fades_part()  # noqa: E731
 _MASTER = lambda spec: spec.master.model_dump()  # noqa: E731
 
 STAGES: tuple[Stage, ...] = (
     Stage("arrangement", 1, _ORDER, _is_default(_ORDER), _not_built("rearrange", "rearranging sections")),
     Stage(
-        "stem_mix", 1, _STEMS, _is_default(_STEMS), _run_stem_mix, context_key=lambda ctx: ctx.separator.model_id
+        "stem_mix", 2, _STEMS, _is_default(_STEMS), _run_stem_mix, context_key=lambda ctx: ctx.separator.model_id
     ),
-    Stage("genre", 1, _GENRE, _is_default(_GENRE), _not_built("genre_shift", "genre shifting")),
+    Stage("genre", GENRE_VERSION, _GENRE, _is_default(_GENRE), _run_genre, context_key=_genre_context),
     Stage("tempo_pitch", 1, _TEMPO, _is_default(_TEMPO), _run_tempo_pitch),
-    Stage("styles", 1, _STYLES, _is_default(_STYLES), _not_built("restyle", "style presets")),
+    Stage("styles", STYLES_VERSION, _STYLES, _is_default(_STYLES), _run_styles),
     Stage(
         "fades",
         1,
