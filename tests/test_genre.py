@@ -151,6 +151,7 @@ def test_genre_uses_the_stems_and_says_so(renderer, demo_excerpt):
     result = Renderer(renderer.settings, disk=False).render(demo_excerpt, genre_spec("techno"))
     assert any("stems by dsp" in note for note in result.notes)
     assert any("genre techno at 130 bpm" in note for note in result.notes)
+    assert result.provenance == ("stems separated by dsp (dsp)", "techno groove synthesised by the remix engine (no samples)")
 
 
 def test_genre_tool_set_more_less_remove():
@@ -213,5 +214,10 @@ def test_musicgen_backend_regenerates_under_the_vocals(tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     notes = " ".join(result.notes)
     assert "musicgen-melody:musicgen-melody" in notes and "CC-BY-NC" in notes
+    assert any("MusicGen melody" in c and "CC-BY-NC" in c for c in result.provenance)
+    # A cached render carries the same provenance.
+    again = Renderer(settings, disk=True)
+    again.cache.put(result.stages[2].key, result.audio)
+    assert again.render(source, genre_spec("house", bpm=126.0)).provenance == result.provenance
     assert np.isfinite(result.audio.samples).all()
     assert result.audio.frames == pytest.approx(source.audio.frames * 120.0 / 126.0, rel=0.01)

@@ -149,6 +149,7 @@ def _cmd_render(args) -> int:
         "true_peak_dbtp": round(true_peak_dbfs(result.audio), 2),
         "stages": {run.name: run.status for run in result.stages if run.status != "skipped"},
         "notes": list(result.notes),
+        "provenance": list(result.provenance),
     }
     print(json.dumps(summary))
     return 0
