@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when a preset's sound changes: it is part of the render cache key.
-STYLES_VERSION = 1
+STYLES_VERSION = 2
 DEFAULT_AMOUNT = 0.5
 DEFAULT_STEP = 0.2
 
@@ -226,10 +226,15 @@ def _echo(x, sr, a, ctx):
 
 
 def _distortion(x, sr, a, ctx):
-    level = max(float(np.max(np.abs(x))), 1e-6)
-    driven = _board(x / level, sr, [pedalboard.Distortion(drive_db=fx.lerp(6.0, 30.0, a))])
-    driven *= fx.rms(x) / max(fx.rms(driven), 1e-9)  # match loudness so amount blends evenly
-    y = (1.0 - a) * x + a * driven  # memoryless drive: a dry/wet blend cannot phase
+    # The band above 90 Hz is driven; the bass under it stays clean (exact complement), so
+    # the low end keeps its weight instead of turning to mud. Drive tops out at 22 dB: beyond
+    # that the fuzz becomes a square wave, harsh and flat.
+    high = fx.highpass(x, sr, 90.0)
+    low = x - high
+    level = max(float(np.max(np.abs(high))), 1e-6)
+    driven = _board(high / level, sr, [pedalboard.Distortion(drive_db=fx.lerp(6.0, 22.0, a))])
+    driven *= fx.rms(high) / max(fx.rms(driven), 1e-9)  # loudness matched, so the amount blends evenly
+    y = (1.0 - a) * x + a * (driven + low)  # the drive is memoryless: a dry/wet blend cannot phase
     return fx.lowpass(y, sr, fx.loglerp(22050.0, 7000.0, a), order=2)  # a speaker cabinet's top end
 
 
@@ -392,7 +397,7 @@ _PRESET_LIST = (
     Preset("telephone", "telephone", "mono, 320 Hz to 3.4 kHz, a little distortion and grit", 21, _telephone),
     Preset("radio", "AM radio", "mono, 500 Hz to 4.5 kHz, a small speaker driven hard, static", 22, _radio),
     Preset("chiptune", "chiptune", "fewer bits, a low unfiltered sample rate, squared-off waves", 23, _chiptune),
-    Preset("distortion", "distortion", "driven hard, loudness matched, speaker-cabinet top end", 24, _distortion),
+    Preset("distortion", "distortion", "driven hard (bass kept clean), loudness matched, cabinet top end", 24, _distortion),
     Preset("bass_boost", "bass boost", "low shelf +10 dB at 110 Hz with audible low harmonics", 25, _bass_boost),
     Preset("underwater", "underwater", "low-passed down to 420 Hz, slow wobble, damped reverb", 26, _underwater),
     Preset("muffled", "muffled", "heard through a wall: low-passed down to 300 Hz, a small room", 27, _muffled),
