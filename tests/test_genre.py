@@ -221,3 +221,23 @@ def test_musicgen_backend_regenerates_under_the_vocals(tmp_path, monkeypatch):
     assert again.render(source, genre_spec("house", bpm=126.0)).provenance == result.provenance
     assert np.isfinite(result.audio.samples).all()
     assert result.audio.frames == pytest.approx(source.audio.frames * 120.0 / 126.0, rel=0.01)
+
+
+def test_the_groove_follows_the_song_dynamics():
+    from tools.genre import follow_level
+
+    song = np.concatenate([sine(220.0, 4.0, amplitude=0.3), np.zeros((2, 2 * 44100), np.float32), sine(220.0, 4.0, amplitude=0.3)], axis=1)
+    song[:, -44100:] *= np.linspace(1.0, 0.0, 44100, dtype=np.float32)
+    gain = follow_level(song, 44100)
+    assert gain.shape == (song.shape[1],) and gain.min() >= 0 and gain.max() <= 1
+    assert np.all(gain[44100:3 * 44100] > 0.99) and np.all(gain[int(4.4 * 44100) : int(5.5 * 44100)] < 0.05)
+    assert gain[-100:].max() < 0.3  # the song has faded out, so has the groove
+
+
+def test_a_genre_shift_ends_with_the_song(renderer):
+    music = click_track(120.0, 20.0) * 0.5 + sine(220.0, 20.0, amplitude=0.2)
+    music[:, -3 * 44100 :] *= np.linspace(1.0, 0.0, 3 * 44100, dtype=np.float32) ** 2
+    source = Source.from_audio(Audio(music, 44100))
+    out = renderer.render(source, genre_spec("house", 124.0, master=False)).audio.samples
+    body = float(np.sqrt(np.mean(out[:, 44100 : 10 * 44100] ** 2)))
+    assert np.sqrt(np.mean(out[:, -int(0.05 * 44100) :] ** 2)) < 0.02 * body

@@ -293,3 +293,18 @@ def test_a_style_on_one_stem_changes_that_stem_only(settings, music, monkeypatch
     assert result.audio.frames == source.audio.frames
     assert np.allclose(result.audio.samples, expected, atol=1e-5)
     assert any("stems by" in note for note in result.notes)
+
+
+def test_styles_end_where_the_song_ends(music):
+    """A song that fades out keeps ending quietly: reverb and hiss do not ring on and stop dead."""
+    faded = music.copy()
+    fade = int(1.0 * SR)
+    faded[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32) ** 2
+    audio = Audio(faded, SR)
+    body = float(np.sqrt(np.mean(faded[:, : SR] ** 2)))
+    for name in ("reverb", "ambient", "lofi", "echo"):
+        out = apply_styles(audio, {name: StyleSettings(amount=1.0)}, CTX).samples
+        assert np.sqrt(np.mean(out[:, -int(0.02 * SR) :] ** 2)) < 0.02 * body, name
+    # A song that ends at full level is left alone.
+    loud = apply_styles(Audio(music, SR), {"reverb": StyleSettings(amount=1.0)}, CTX).samples
+    assert np.allclose(loud, PRESETS["reverb"].chain(music, SR, 1.0, CTX))

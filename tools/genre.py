@@ -37,6 +37,7 @@ from .audio import Audio
 from .errors import BackendUnavailable, ParameterError
 from .grooves import GENRES, bar_roots, genre_style, mix_character, render_groove
 from .spec import GenreSettings, RemixSpec, StemSettings
+from .styles import end_like
 
 __all__ = [
     "GENRE_VERSION",
@@ -49,10 +50,11 @@ __all__ = [
     "genre_backend",
     "genre_backend_id",
     "align_beats",
+    "follow_level",
 ]
 
 # Bump when the genre render's sound changes (here or in the grooves): it is part of the cache key.
-GENRE_VERSION = 1
+GENRE_VERSION = 2
 DEFAULT_STEP = 0.2
 GROOVE_LEVEL_DB = -3.0  # the groove's level against the song's, at amount 1
 
@@ -310,7 +312,7 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
         roots = bar_roots(Audio.trusted(np.ascontiguousarray(song), sr), bar_starts, bar_ends)
         seed = int(context.source.key[:8], 16)
         groove = render_groove(style, bar_starts, bar_ends, analysis.beats_per_bar, roots, sr, frames, seed=seed)
-        parts = groove.drums + groove.bass
+        parts = (groove.drums + groove.bass) * follow_level(song, sr)
         if parts.shape[0] != song.shape[0]:
             parts = np.broadcast_to(parts.mean(axis=0, keepdims=True), song.shape)
         level = fx.rms(song) / max(fx.rms(parts), 1e-9) * 10.0 ** (GROOVE_LEVEL_DB / 20.0)
@@ -320,5 +322,23 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
             f"genre {style.id} at {plan.target_bpm:g} bpm (song {plan.song_bpm:.1f} bpm, stretched x{plan.speed:.3f}), "
             f"groove synthesised on {len(bar_starts)} bars"
         )
-    out = Audio.trusted(np.ascontiguousarray(mixed, dtype=np.float32), sr)
-    return mix_character(out, style, amount)
+    out = mix_character(Audio.trusted(np.ascontiguousarray(mixed, dtype=np.float32), sr), style, amount)
+    return out.replace(end_like(song, out.samples, sr))
+
+
+def follow_level(song: np.ndarray, sr: int, window_s: float = 0.5) -> np.ndarray:
+    """A gain (frames,) in 0..1 that lets the groove follow the song's dynamics.
+
+    1 wherever the song plays at a normal level; falling with it where it fades in or out or
+    stops, so the groove neither plays over a fade nor keeps going after the song has ended.
+    """
+    hop = max(1, int(window_s * sr / 2))
+    mono = song.mean(axis=0)
+    blocks = len(mono) // hop + 1
+    padded = np.pad(mono, (0, blocks * hop - len(mono)))
+    level = np.sqrt(np.mean(padded.reshape(blocks, hop) ** 2, axis=1))
+    level = np.maximum(level, np.concatenate([level[1:], level[-1:]]))  # look a block ahead: no late entries
+    reference = float(np.median(level[level > 1e-6])) if np.any(level > 1e-6) else 1.0
+    gain = np.clip(level / (0.3 * reference), 0.0, 1.0)
+    centres = (np.arange(blocks) + 0.5) * hop
+    return np.interp(np.arange(len(mono)), centres, gain).astype(np.float32)

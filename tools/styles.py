@@ -41,10 +41,11 @@ __all__ = [
     "apply_styles",
     "mix_styles",
     "stem_styles",
+    "end_like",
 ]
 
 # Bump when a preset's sound changes: it is part of the render cache key.
-STYLES_VERSION = 2
+STYLES_VERSION = 4
 DEFAULT_AMOUNT = 0.5
 DEFAULT_STEP = 0.2
 
@@ -138,8 +139,19 @@ def _vinyl(x, sr, a, ctx):
     seed = _seed(ctx, "vinyl")
     y = fx.modulated_delay(x, sr, wow_ms=0.9 * a, flutter_ms=0.0, seed=seed, wow_hz=0.55)  # 33 rpm eccentricity
     y = fx.lowpass(fx.highpass(y, sr, fx.loglerp(10.0, 45.0, a)), sr, fx.loglerp(22050.0, 9000.0, a), order=2)
-    rumble = fx.lowpass(fx.pink_noise(x.shape[0], x.shape[1], seed + 7), sr, 40.0, order=2) * (0.02 * a * fx.rms(x))
+    rumble = _rumble(x.shape[0], x.shape[1], sr, seed + 7) * (0.02 * a * fx.rms(x))
     return y + rumble + _noise_bed(y, sr, level=0.012 * a, seed=seed, crackles_per_s=9.0, crackle_level=0.5 * a)
+
+
+def _rumble(channels: int, frames: int, sr: int, seed: int) -> np.ndarray:
+    """Unit-RMS turntable rumble: noise below about 40 Hz (drawn at 160 Hz and interpolated, cheap)."""
+    rng = np.random.default_rng(seed)
+    coarse_rate = 160.0
+    points = rng.standard_normal((channels, int(frames * coarse_rate / sr) + 3))
+    points = fx.lowpass(points.astype(np.float32), int(coarse_rate), 40.0, order=2) if points.shape[1] > 12 else points
+    where = np.arange(frames) * (coarse_rate / sr)
+    out = np.stack([np.interp(where, np.arange(points.shape[1]), row) for row in points]).astype(np.float32)
+    return out / max(float(np.sqrt(np.mean(out**2))), 1e-12)
 
 
 def _vaporwave(x, sr, a, ctx):
@@ -520,6 +532,26 @@ def _ordered(styles: dict[str, StyleSettings]) -> dict[str, StyleSettings]:
     return dict(sorted(styles.items(), key=lambda item: PRESETS[item[0]].order if item[0] in PRESETS else 99))
 
 
+def end_like(before: np.ndarray, after: np.ndarray, sr: int, fade_s: float = 1.5) -> np.ndarray:
+    """Fade ``after`` out at its end when ``before`` ended quietly (a fade, a final decay) and it does not.
+
+    Reverbs, echoes, hiss and grooves would otherwise ring on at full level and stop dead
+    on the last sample.
+    """
+    tail = int(0.1 * sr)
+    if before.shape[1] < 4 * tail or after.shape[1] < 4 * tail:
+        return after
+    level = max(fx.rms(before), 1e-9)
+    end_before = float(np.sqrt(np.mean(before[:, -tail:] ** 2)))
+    end_after = float(np.sqrt(np.mean(after[:, -tail:] ** 2)))
+    if end_before > 0.05 * level or end_after < 4.0 * end_before + 1e-6:
+        return after
+    length = min(after.shape[1] // 4, int(fade_s * sr))
+    out = np.array(after, dtype=np.float32)
+    out[:, -length:] *= np.cos(0.5 * np.pi * (np.arange(length) + 0.5) / length).astype(np.float32)
+    return out
+
+
 def apply_styles(audio: Audio, styles: dict[str, StyleSettings], ctx: StyleContext) -> Audio:
     """Run the given styles over ``audio`` in stacking order; amount 0 styles are skipped (identity)."""
     samples = audio.samples
@@ -533,4 +565,5 @@ def apply_styles(audio: Audio, styles: dict[str, StyleSettings], ctx: StyleConte
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
     if samples is audio.samples:
         return audio
+    samples = end_like(audio.samples, samples, audio.sample_rate)
     return Audio.trusted(np.ascontiguousarray(samples), audio.sample_rate)
