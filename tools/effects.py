@@ -23,6 +23,7 @@ __all__ = [
     "varispeed",
     "pitch_shift",
     "time_stretch",
+    "blockwise_speed",
     "modulated_delay",
     "rms",
     "pink_noise",
@@ -84,14 +85,20 @@ def varispeed(x: np.ndarray, sr: int, speed: float) -> np.ndarray:
 
 
 def _rubberband(
-    x: np.ndarray, sr: int, speed: float, semitones: float, formants: bool, high_quality: bool, short_window: bool
+    x: np.ndarray,
+    sr: int,
+    speed: float | np.ndarray,
+    semitones: float,
+    formants: bool,
+    high_quality: bool,
+    short_window: bool,
 ):
     import pedalboard
 
     return pedalboard.time_stretch(
         np.ascontiguousarray(x),
         float(sr),
-        stretch_factor=float(speed),
+        stretch_factor=np.ascontiguousarray(speed, dtype=np.float64) if np.ndim(speed) else float(speed),
         pitch_shift_in_semitones=float(semitones),
         high_quality=high_quality,
         transient_mode="crisp",
@@ -103,7 +110,7 @@ def _rubberband(
 def time_stretch(
     x: np.ndarray,
     sr: int,
-    speed: float = 1.0,
+    speed: float | np.ndarray = 1.0,
     semitones: float = 0.0,
     formants: bool = True,
     high_quality: bool = False,
@@ -115,12 +122,13 @@ def time_stretch(
     The audio is cut into ``workers`` pieces at points a little apart from each other, each
     piece is processed with two seconds of context on both sides, and the pieces are joined
     with a 40 ms linear crossfade (the two renderings of the overlap are nearly identical, so
-    equal-gain is the right law). The output has ``round(frames / speed)`` frames.
+    equal-gain is the right law). The output has ``round(sum(1 / speed))`` frames.
 
     Args:
         x: audio [shape=(channels, frames)].
         sr: sample rate.
-        speed: tempo factor (2.0 is twice as fast).
+        speed: tempo factor (2.0 is twice as fast), or one factor per input frame (a time
+            warp; Rubber Band follows changes at most every 1024 frames).
         semitones: pitch shift.
         formants: keep the formants (a natural voice) rather than shifting them with the pitch.
         high_quality: Rubber Band's finer engine, about 2.5x slower.
@@ -129,20 +137,37 @@ def time_stretch(
             40 % faster, a little less smooth on low notes.
     """
     frames = x.shape[1]
-    want = int(round(frames / speed))
-    if abs(speed - 1.0) < 1e-9 and semitones == 0.0:
+    varying = np.ndim(speed) > 0
+    if varying:
+        speed = blockwise_speed(np.asarray(speed, dtype=np.float64), frames)
+        # Output position of every input frame.
+        position = np.concatenate([[0.0], np.cumsum(1.0 / speed)])
+    elif abs(speed - 1.0) < 1e-9 and semitones == 0.0:
         return x
-    context = 2 * sr
+    else:
+        position = None
+
+    def out_at(frame: int) -> int:
+        return int(round(position[frame])) if varying else int(round(frame / speed))
+
+    def factor(a: int, b: int):
+        return speed[a:b] if varying else speed
+
+    want = out_at(frames)
+    context = _RB_BLOCK * int(2 * sr // _RB_BLOCK)
     pieces = max(1, min(workers, frames // (20 * sr)))
     if pieces == 1:
-        out = _rubberband(x, sr, speed, semitones, formants, high_quality, short_window)
+        out = _rubberband(x, sr, factor(0, frames), semitones, formants, high_quality, short_window)
         return _fit(out, want)
-    cuts = [round(frames * k / pieces) for k in range(pieces + 1)]
+    # Cuts and spans on Rubber Band's 1024-frame grid, so a varying speed changes where it should.
+    cuts = [_RB_BLOCK * round(frames * k / pieces / _RB_BLOCK) for k in range(pieces)] + [frames]
     spans = [(max(0, cuts[k] - context), min(frames, cuts[k + 1] + context)) for k in range(pieces)]
     with ThreadPoolExecutor(pieces) as pool:
         rendered = list(
             pool.map(
-                lambda s: _rubberband(x[:, s[0] : s[1]], sr, speed, semitones, formants, high_quality, short_window),
+                lambda s: _rubberband(
+                    x[:, s[0] : s[1]], sr, factor(s[0], s[1]), semitones, formants, high_quality, short_window
+                ),
                 spans,
             )
         )
@@ -150,9 +175,9 @@ def time_stretch(
     out = np.zeros((x.shape[0], want), dtype=np.float32)
     for k, ((start, _), piece) in enumerate(zip(spans, rendered)):
         # Where this piece's own part begins and ends, in output frames.
-        own_start = 0 if k == 0 else int(round(cuts[k] / speed)) - fade // 2
-        own_end = want if k == pieces - 1 else int(round(cuts[k + 1] / speed)) + fade - fade // 2
-        offset = int(round(start / speed))
+        own_start = 0 if k == 0 else out_at(cuts[k]) - fade // 2
+        own_end = want if k == pieces - 1 else out_at(cuts[k + 1]) + fade - fade // 2
+        offset = out_at(start)
         part = _fit(piece[:, own_start - offset :], own_end - own_start)
         weight = np.ones(own_end - own_start, dtype=np.float32)
         if k > 0:
@@ -161,6 +186,22 @@ def time_stretch(
             weight[-fade:] = 1.0 - (np.arange(fade) + 0.5) / fade
         out[:, own_start:own_end] += part * weight
     return out
+
+
+_RB_BLOCK = 1024  # Rubber Band (through pedalboard) takes a new speed at most once per block
+
+
+def blockwise_speed(speed: np.ndarray, frames: int) -> np.ndarray:
+    """A per-frame speed made constant over each 1024-frame block, each block keeping its output length.
+
+    Rubber Band applies a varying speed block by block; averaging within blocks (in output
+    time) makes the realised timing match the planned one instead of drifting.
+    """
+    if speed.shape != (frames,):
+        raise ValueError(f"a speed per frame needs {frames} values, got {speed.shape}")
+    blocks = -(-frames // _RB_BLOCK)
+    padded = np.pad(1.0 / speed, (0, blocks * _RB_BLOCK - frames), mode="edge").reshape(blocks, _RB_BLOCK)
+    return np.repeat(1.0 / padded.mean(axis=1), _RB_BLOCK)[:frames]
 
 
 def pitch_shift(x: np.ndarray, sr: int, semitones: float, formants: bool = True) -> np.ndarray:

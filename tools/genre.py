@@ -46,6 +46,7 @@ __all__ = [
     "TempoPlan",
     "plan_tempo",
     "beat_grid",
+    "conform",
     "run_genre",
     "genre_backend",
     "genre_backend_id",
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 # Bump when the genre render's sound changes (here or in the grooves): it is part of the cache key.
-GENRE_VERSION = 2
+GENRE_VERSION = 3
 DEFAULT_STEP = 0.2
 GROOVE_LEVEL_DB = -3.0  # the groove's level against the song's, at amount 1
 
@@ -152,19 +153,55 @@ def _song_tempo(beats: np.ndarray, fallback: float) -> float:
     return fallback
 
 
+def conform(beats: np.ndarray, frames: int, sr: int, plan: TempoPlan) -> tuple[np.ndarray | float, np.ndarray]:
+    """A time warp that puts the song's beats on a steady grid at the target tempo.
+
+    Each stretch of the song between two beats gets its own speed, so that every beat lands
+    exactly one groove beat (or two, or half) after the previous one: a song that drifts or
+    breathes is conformed to the groove rather than the groove wandering with the song.
+    Tracker slips are not followed: no stretch differs from the average by more than 10 %.
+
+    Returns:
+        The speed per input frame (or the plain speed when the song has too few beats), and
+        the output time of each beat in seconds.
+    """
+    if len(beats) < 8:
+        return plan.speed, np.asarray(beats, dtype=np.float64) / plan.speed
+    song_beat_s = plan.beats_per_song_beat * 60.0 / plan.target_bpm  # output seconds per song beat
+    b = np.clip(np.round(np.asarray(beats) * sr).astype(np.int64), 0, frames - 1)
+    speed = np.full(frames, plan.speed)
+    ratios = np.clip(np.diff(b) / sr / song_beat_s, 0.9 * plan.speed, 1.1 * plan.speed)
+    for (start, stop), ratio in zip(zip(b[:-1], b[1:]), ratios):
+        speed[start:stop] = ratio
+    speed = fx.blockwise_speed(speed, frames)
+    position = np.concatenate([[0.0], np.cumsum(1.0 / speed)])
+    return speed, position[b] / sr
+
+
 def beat_grid(
-    beats: np.ndarray, downbeats: np.ndarray, beats_per_bar: int, duration_s: float, plan: TempoPlan
+    beats: np.ndarray,
+    downbeats: np.ndarray,
+    beats_per_bar: int,
+    duration_s: float,
+    plan: TempoPlan,
+    out_beats: np.ndarray | None = None,
+    out_duration_s: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bars of the groove in output seconds: the song's own beats, stretched, regrouped, extended to the ends.
 
+    ``out_beats`` (from :func:`conform`) gives where the song's beats landed in the output;
+    without it they are taken as stretched by the plain speed.
     Returns ``(bar_starts, bar_ends)`` covering the output from the first bar line to its end.
     """
-    out_duration = duration_s / plan.speed
+    out_duration = out_duration_s if out_duration_s is not None else duration_s / plan.speed
     period = 60.0 / plan.target_bpm
     if len(beats) < 4:
         starts = np.arange(0.0, out_duration, period * beats_per_bar)
         return starts, np.minimum(starts + period * beats_per_bar, out_duration)
-    grid = _steady(np.asarray(beats, dtype=np.float64)) / plan.speed
+    if out_beats is not None:
+        grid = np.asarray(out_beats, dtype=np.float64)
+    else:
+        grid = _steady(np.asarray(beats, dtype=np.float64)) / plan.speed
     first_down = 0
     if len(downbeats):
         first_down = int(np.argmin(np.abs(np.asarray(beats) - downbeats[0])))
@@ -285,9 +322,13 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
         context.notes.append("genre shift without stems: the song's own drums are kept under the new groove")
 
     backend, folder = genre_backend(context.settings)
-    song = fx.time_stretch(pre, sr, plan.speed, high_quality=False)
+    beats = _steady(beats) if len(beats) >= 8 else beats
+    speed, out_beats = conform(beats, audio.frames, sr, plan)
+    song = fx.time_stretch(pre, sr, speed, high_quality=False)
     frames = song.shape[1]
-    bar_starts, bar_ends = beat_grid(beats, downbeats, analysis.beats_per_bar, audio.duration_s, plan)
+    bar_starts, bar_ends = beat_grid(
+        beats, downbeats, analysis.beats_per_bar, audio.duration_s, plan, out_beats, frames / sr
+    )
 
     if backend == "musicgen":
         from .generators.musicgen import load_generator
@@ -295,9 +336,9 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
         generator = load_generator(context.settings, folder)
         if stems is None:
             raise BackendUnavailable("regenerating the accompaniment needs the song's stems, which are unavailable here")
-        vocals = fx.time_stretch(stems["vocals"].samples, sr, plan.speed, high_quality=False)
+        vocals = fx.time_stretch(stems["vocals"].samples, sr, speed, high_quality=False)
         # The melody that conditions the model: the voice and the harmony, without drums and bass.
-        melody = vocals + fx.time_stretch(stems["other"].samples, sr, plan.speed, high_quality=False)
+        melody = vocals + fx.time_stretch(stems["other"].samples, sr, speed, high_quality=False)
         backing = song - vocals
         generated = generator.accompaniment(
             Audio.trusted(np.ascontiguousarray(melody), sr), style.prompt, list(bar_starts), plan.target_bpm
@@ -339,6 +380,6 @@ def follow_level(song: np.ndarray, sr: int, window_s: float = 0.5) -> np.ndarray
     level = np.sqrt(np.mean(padded.reshape(blocks, hop) ** 2, axis=1))
     level = np.maximum(level, np.concatenate([level[1:], level[-1:]]))  # look a block ahead: no late entries
     reference = float(np.median(level[level > 1e-6])) if np.any(level > 1e-6) else 1.0
-    gain = np.clip(level / (0.3 * reference), 0.0, 1.0)
+    gain = np.clip(level / (0.15 * reference), 0.0, 1.0)
     centres = (np.arange(blocks) + 0.5) * hop
     return np.interp(np.arange(len(mono)), centres, gain).astype(np.float32)
