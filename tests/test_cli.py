@@ -85,7 +85,7 @@ def test_errors_are_messages_not_tracebacks(argv, message, song, tmp_path, capsy
     (tmp_path / "spec.json").write_text("{}")
     (tmp_path / "bad.json").write_text('{"pitch": {"semitones": 99}}')
     (tmp_path / "badcalls.json").write_text('[{"tool": "tempo_pitch", "args": {"semitones": "up"}}]')
-    (tmp_path / "planned.json").write_text('[{"tool": "rearrange", "args": {"action": "remove", "section": "intro"}}]')
+    (tmp_path / "planned.json").write_text('[{"tool": "revoice", "args": {"voice": "choir"}}]')
     (tmp_path / "notes.wav").write_text("this is not audio")
     names = {
         "missing": tmp_path / "nothing.wav",

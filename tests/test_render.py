@@ -8,7 +8,6 @@ import pytest
 from conftest import click_track, sine
 from tools.audio import Audio
 from tools.cache import StageCache
-from tools.errors import BackendUnavailable
 from tools.loudness import integrated_lufs
 from tools.render import STAGES, Renderer, Source, apply_fades, render
 from tools.spec import Arrangement, MasterSettings, PitchSettings, RemixSpec, TempoSettings
@@ -85,17 +84,6 @@ def test_target_bpm_is_resolved_against_the_analysed_tempo(settings):
     onsets = onsets[np.concatenate([[True], np.diff(onsets) > 0.05])]
     assert np.median(np.diff(onsets)) == pytest.approx(0.5, rel=0.005)
     assert result.audio.frames == pytest.approx(clicks.audio.frames / 1.2, rel=0.005)
-
-
-@pytest.mark.parametrize(
-    "spec, words",
-    [
-        (RemixSpec.model_validate({"arrangement": {"items": [{"section": "chorus"}]}}), "rearranging"),
-    ],
-)
-def test_stages_not_built_yet_say_so(song, settings, spec, words):
-    with pytest.raises(BackendUnavailable, match=words):
-        Renderer(settings, disk=False).render(song, spec)
 
 
 def test_fades_are_equal_power_and_clamped():

@@ -109,7 +109,7 @@ def test_calls_apply_in_order_with_history():
         ({"tool": "explode", "args": {}}, ParameterError, "unknown tool 'explode'; the tools are"),
         ({"tool": "tempo_pitch", "args": {"semitones": "lots"}}, ParameterError, "tempo_pitch arguments"),
         ({"tool": "history", "args": {"action": "goto", "version": 9}}, ParameterError, "between 0 and 0"),
-        ({"tool": "rearrange", "args": {"action": "remove"}}, BackendUnavailable, "'rearrange'"),
+        ({"tool": "revoice", "args": {"voice": "choir"}}, BackendUnavailable, "'revoice'"),
     ],
 )
 def test_bad_calls_get_clear_errors(call, error, message):

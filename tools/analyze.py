@@ -38,7 +38,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Bump whenever a change to the method changes results: it is part of the cache key.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 ANALYSIS_SAMPLE_RATE = 22_050
 HOP_LENGTH = 512
@@ -611,6 +611,11 @@ def _segment(ssm: np.ndarray, bar_s: float, duration_s: float) -> list[int]:
         if b < min_bars or n_bars - b < min_bars or any(abs(b - c) < min_bars for c in chosen):
             continue
         chosen.append(b)
+    if not chosen and n_bars >= 8:
+        # No clear change of material (a loop, a short excerpt): fall back to phrases, which
+        # is how a listener counts such music, 8 bars each (4 in a short piece).
+        phrase = 8 if n_bars >= 16 else 4
+        chosen = list(range(phrase, n_bars - phrase // 2, phrase))
     return [0, *sorted(chosen), n_bars]
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import genre, separate, styles, tempo_pitch
+from . import arrange, genre, separate, styles, tempo_pitch
 from .errors import BackendUnavailable, ParameterError
 from .spec import RemixSpec
 
@@ -53,19 +53,21 @@ class ToolCall(BaseModel):
 class Tool:
     name: str
     args_model: type[BaseModel]
-    apply: Callable[[RemixSpec, Any], RemixSpec] | None  # None: no spec edit (describe)
+    apply: Callable[..., RemixSpec] | None  # None: no spec edit (describe)
+    needs_analysis: bool = False  # apply takes the song's analysis as a third argument
 
 
 TOOLS: dict[str, Tool] = {
     "separate": Tool("separate", separate.SeparateArgs, separate.apply),
     "restyle": Tool("restyle", styles.RestyleArgs, styles.apply),
     "genre_shift": Tool("genre_shift", genre.GenreShiftArgs, genre.apply),
+    "rearrange": Tool("rearrange", arrange.RearrangeArgs, arrange.apply, needs_analysis=True),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
     "history": Tool("history", HistoryArgs, None),
     "describe": Tool("describe", DescribeArgs, None),
 }
 # In the contract, rendered by later versions of the engine.
-PLANNED_TOOLS = ("rearrange", "revoice")
+PLANNED_TOOLS = ("revoice",)
 
 
 def _validate(call: ToolCall) -> BaseModel:
@@ -84,11 +86,13 @@ def _validate(call: ToolCall) -> BaseModel:
         raise ParameterError(f"{call.tool} arguments {json.dumps(call.args)} are invalid: {problems}") from None
 
 
-def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None) -> RemixSpec:
+def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None, analysis: Any = None) -> RemixSpec:
     """Apply calls in order to ``spec`` (default: a fresh spec) and return the current version.
 
     Every call that edits the spec makes a new version after the current one (dropping any
     redo branch, as an editor does); ``history`` moves the pointer through those versions.
+    ``analysis`` (the song's Analysis, or a function that returns it, called only when a
+    call needs it) serves tools that work on the song's sections.
     """
     versions = [spec or RemixSpec()]
     current = 0
@@ -114,7 +118,13 @@ def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None) -> 
         tool = TOOLS[call.tool]
         if tool.apply is None:
             continue
-        versions = versions[: current + 1] + [tool.apply(versions[current], args)]
+        if tool.needs_analysis:
+            if callable(analysis):
+                analysis = analysis()
+            edited = tool.apply(versions[current], args, analysis)
+        else:
+            edited = tool.apply(versions[current], args)
+        versions = versions[: current + 1] + [edited]
         current += 1
     return versions[current]
 

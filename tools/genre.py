@@ -303,7 +303,7 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
     style = genre_style(genre.name)
     amount = float(genre.amount)
     sr = audio.sample_rate
-    analysis = context.analysis
+    analysis = context.analysis_for(spec)
     beats = align_beats(audio.to_mono(), sr, np.asarray(analysis.beats, dtype=np.float64))
     downbeats = np.asarray(analysis.downbeats, dtype=np.float64) + (beats[0] - analysis.beats[0] if len(beats) else 0.0)
     target = float(genre.bpm or style.bpm)
@@ -311,15 +311,13 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
 
     # The song's own drums, as they sound in this stage's input, to duck under the new groove.
     pre = audio.samples
-    stems = context.stems_for(audio)
-    if stems is not None:
+    stems = context.stems_for(spec)
+    if stems:
         drums_level = spec.stems.get("drums", StemSettings())
         gain = 0.0 if drums_level.mute else 10.0 ** (drums_level.gain_db / 20.0)
         duck = amount * style.drum_duck * gain
         if duck > 0:
             pre = pre - np.float32(duck) * stems["drums"].samples
-    else:
-        context.notes.append("genre shift without stems: the song's own drums are kept under the new groove")
 
     backend, folder = genre_backend(context.settings)
     beats = _steady(beats) if len(beats) >= 8 else beats
@@ -334,8 +332,6 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
         from .generators.musicgen import load_generator
 
         generator = load_generator(context.settings, folder)
-        if stems is None:
-            raise BackendUnavailable("regenerating the accompaniment needs the song's stems, which are unavailable here")
         vocals = fx.time_stretch(stems["vocals"].samples, sr, speed, high_quality=False)
         # The melody that conditions the model: the voice and the harmony, without drums and bass.
         melody = vocals + fx.time_stretch(stems["other"].samples, sr, speed, high_quality=False)

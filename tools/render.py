@@ -19,9 +19,10 @@ import numpy as np
 
 from .audio import Audio, load
 from .cache import StageCache
-from .errors import BackendUnavailable
 from .master import master
 from .settings import Settings, get_settings
+from .analyze import ANALYSIS_VERSION
+from .arrange import ARRANGE_VERSION
 from .genre import GENRE_VERSION
 from .spec import RemixSpec, section_key
 from .styles import STYLES_VERSION
@@ -62,6 +63,9 @@ class RenderContext:
     _analysis: Any = None
     _separator: Any = None
     _stems: Any = None
+    _beats: Any = None
+    _plans: dict = field(default_factory=dict)
+    _arranged_stems: dict = field(default_factory=dict)
     progress: Callable[[float, str], None] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -86,11 +90,51 @@ class RenderContext:
             self.notes.append(f"stems by {self._stems.backend} ({self._stems.model_id}), {self._stems.source}")
         return self._stems
 
-    def stems_for(self, audio: Audio) -> dict[str, Audio] | None:
-        """The source's stems when ``audio`` is still aligned with the source (same length), else None."""
-        if audio.frames != self.source.audio.frames or audio.sample_rate != self.source.audio.sample_rate:
+    @property
+    def beats(self):
+        """The analysis's beats moved onto the song's own attacks (what cuts and grooves lock to)."""
+        if self._beats is None:
+            import numpy as np
+
+            from .genre import align_beats
+
+            beats = np.asarray(self.analysis.beats, dtype=np.float64)
+            self._beats = align_beats(self.source.audio.to_mono(), self.source.audio.sample_rate, beats)
+        return self._beats
+
+    def plan(self, spec: RemixSpec):
+        """The edit plan of the spec's arrangement, or None for the original order."""
+        if spec.arrangement.items is None:
             return None
-        return self.stems().stems
+        key = section_key(spec.arrangement.order_part())
+        if key not in self._plans:
+            from .arrange import build_plan
+
+            audio = self.source.audio
+            self._plans = {key: build_plan(spec.arrangement, self.analysis, audio.samples, audio.sample_rate, self.beats)}
+        return self._plans[key]
+
+    def analysis_for(self, spec: RemixSpec):
+        """The analysis of the song as the spec arranges it (beats and sections where they now play)."""
+        plan = self.plan(spec)
+        if plan is None:
+            return self.analysis
+        from .arrange import arranged_analysis
+
+        return arranged_analysis(self.analysis, plan)
+
+    def stems_for(self, spec: RemixSpec) -> dict[str, Audio]:
+        """The source's stems, cut by the spec's arrangement when it has one (cached per plan)."""
+        stems = self.stems().stems
+        plan = self.plan(spec)
+        if plan is None:
+            return stems
+        key = section_key(spec.arrangement.order_part())
+        if key not in self._arranged_stems:
+            self._arranged_stems = {
+                key: {name: Audio.trusted(plan.apply(stem.samples), stem.sample_rate) for name, stem in stems.items()}
+            }
+        return self._arranged_stems[key]
 
     def style_context(self, spec: RemixSpec, after_tempo: bool):
         """Tempo, key and seed for the style presets, as the song stands at the styles stage."""
@@ -145,21 +189,12 @@ class Stage:
     credits: Callable[[RemixSpec, RenderContext], list[str]] | None = None
 
 
-def _not_built(tool: str, issue_words: str) -> Callable[[Audio, RemixSpec, RenderContext], Audio]:
-    def run(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
-        raise BackendUnavailable(f"{issue_words} is not available in this version of the remix engine ({tool})")
-
-    return run
-
-
 def _run_stem_mix(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
     """Stem levels, and the styles aimed at single stems, applied before the stems are summed."""
     from .separate import mix_stems
     from .styles import apply_styles, stem_styles
 
-    if audio is not context.source.audio:
-        raise BackendUnavailable("changing stems after rearranging is not available in this version")
-    stems = dict(context.stems().stems)
+    stems = dict(context.stems_for(spec))
     targeted = stem_styles(spec)
     if targeted:
         style_context = replace(context.style_context(spec, after_tempo=False), keep_length=True)
@@ -169,6 +204,11 @@ def _run_stem_mix(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audi
         channels = max(stem.channels for stem in stems.values())
         stems = {k: v.to_channels(channels) if v.channels != channels else v for k, v in stems.items()}
     return mix_stems(stems, spec.stems)
+
+
+def _run_arrangement(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
+    plan = context.plan(spec)
+    return Audio.trusted(plan.apply(audio.samples), audio.sample_rate)
 
 
 def _run_genre(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
@@ -250,7 +290,15 @@ _FADES = lambda spec: spec.arrangement.fades_part()  # noqa: E731
 _MASTER = lambda spec: spec.master.model_dump()  # noqa: E731
 
 STAGES: tuple[Stage, ...] = (
-    Stage("arrangement", 1, _ORDER, _is_default(_ORDER), _not_built("rearrange", "rearranging sections")),
+    Stage(
+        "arrangement",
+        ARRANGE_VERSION,
+        _ORDER,
+        _is_default(_ORDER),
+        _run_arrangement,
+        persist=False,
+        context_key=lambda ctx: ANALYSIS_VERSION,
+    ),
     Stage(
         "stem_mix",
         2,

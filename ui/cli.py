@@ -116,7 +116,15 @@ def _cmd_render(args) -> int:
     if args.spec:
         spec = _read_spec(args.spec)
     elif args.calls:
-        spec = apply_calls(read_calls(args.calls))
+        calls = read_calls(args.calls)
+        source = Source.from_path(args.song, settings)
+
+        def analysis():
+            from tools.analyze import analyze_cached
+
+            return analyze_cached(source.audio, source.key, settings)
+
+        spec = apply_calls(calls, analysis=analysis)
     elif args.requests:
         raise BackendUnavailable(
             "requests in plain words need the planner, which is not in this version; "
@@ -124,7 +132,8 @@ def _cmd_render(args) -> int:
         )
     else:
         spec = RemixSpec()
-    source = Source.from_path(args.song, settings)
+    if not args.calls:
+        source = Source.from_path(args.song, settings)
     renderer = Renderer(settings)
     bar = _progress_bar(args.quiet, 7, "rendering", "stage")
 
