@@ -277,3 +277,16 @@ def test_splices_between_different_chords_do_not_click():
         window = slice(splice.at - 4 * w, splice.at + w)
         assert np.max(np.abs(hard[window])) > 0.01 * body  # the detector hears a hard cut
         assert np.max(np.abs(joined[window])) < 0.005 * body  # and no click in ours (hard cuts: 0.3-0.8)
+
+
+def test_describe_reports_the_new_form(analysis):
+    from tools.describe import describe
+
+    plain = describe(analysis)
+    assert "1:38 long, 128 bpm, in A minor" in plain and "Its form: intro, verse 1, chorus 1" in plain
+    assert "Nothing is changed yet" in plain
+    spec = edit(analysis, {"action": "remove", "section": "verse 2"}, {"action": "fade_out", "seconds": 3})
+    spec = apply_calls([{"tool": "restyle", "args": {"style": "lofi", "amount": 0.4}}], spec)
+    text = describe(analysis, spec)
+    assert "The remix plays: intro, verse 1, chorus 1, chorus 2, bridge, chorus 3, outro (1:20.6)." in text
+    assert "a 3 s fade-out" in text and "lofi 0.4" in text

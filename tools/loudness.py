@@ -157,8 +157,9 @@ def true_peak_envelope(samples: np.ndarray) -> np.ndarray:
     frames = x.shape[-1]
     peak = np.abs(x).max(axis=0)
     phases = [p[np.newaxis, :].astype(np.float32) for p in _interpolation_phases()[1:]]
-    # In chunks (with the filter's reach of context each side) so memory stays bounded.
-    for start in range(0, frames, _CHUNK_FRAMES):
+    # In chunks (with the filter's reach of context each side) so memory stays bounded, two
+    # at a time (the FFTs release the GIL).
+    def one_chunk(start: int) -> None:
         stop = min(frames, start + _CHUNK_FRAMES)
         lo, hi = max(0, start - _HALF_TAPS), min(frames, stop + _HALF_TAPS)
         chunk = x[:, lo:hi]
@@ -166,6 +167,15 @@ def true_peak_envelope(samples: np.ndarray) -> np.ndarray:
             # Output 4n + phase of the interpolator is conv(x, taps[phase::4]) at n + half-length.
             y = oaconvolve(chunk, phase, axes=-1)[:, _HALF_TAPS + start - lo : _HALF_TAPS + stop - lo]
             np.maximum(peak[start:stop], np.abs(y).max(axis=0), out=peak[start:stop])
+
+    starts = range(0, frames, _CHUNK_FRAMES)
+    if len(starts) == 1:
+        one_chunk(0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(one_chunk, starts))
     return peak.astype(np.float32)
 
 
