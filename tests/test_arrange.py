@@ -229,11 +229,16 @@ def test_real_songs(renderer, path):
     for target in (20.0, 75.0):
         spec = edit(analysis, {"action": "shorten" if target < analysis.duration_s else "extend", "seconds": target})
         assert abs(render(renderer, song, spec).audio.duration_s - target) <= 1.0
-    if len(analysis.sections) > 1:
-        second = analysis.sections[1]
-        spec = edit(analysis, {"action": "remove", "section": second.name})
-        removed = song.audio.duration_s - render(renderer, song, spec).audio.duration_s
-        assert removed == pytest.approx(second.end - second.start, abs=0.3)
+    assert len(analysis.sections) > 1
+    first, second, last = analysis.sections[0], analysis.sections[1], analysis.sections[-1]
+    length = song.audio.duration_s
+    for args, want in (
+        ({"action": "remove", "section": second.name}, length - (second.end - second.start)),
+        ({"action": "repeat", "section": first.name}, length + (first.end - first.start)),
+        ({"action": "move", "section": last.name, "position": "start"}, length),
+        ({"action": "keep_only", "section": second.name}, second.end - second.start),
+    ):
+        assert render(renderer, song, edit(analysis, args)).audio.duration_s == pytest.approx(want, abs=0.3), args
 
 
 def _tone_song():
