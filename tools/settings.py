@@ -43,6 +43,11 @@ class Settings:
         stage_cache_mb: disk budget for cached render stages (``REMIX_STAGE_CACHE_MB``).
         generator: genre-shift backend (``REMIX_GENERATOR``: ``auto``, ``musicgen`` or ``dsp``);
             ``auto`` uses MusicGen melody when its weights are on disk, the DSP grooves otherwise.
+        llm_model: chat model for the planner (``REMIX_LLM_MODEL``); the LLM planner is used
+            when this and a key or a base URL are set, the offline planner otherwise.
+        openai_api_key: ``OPENAI_API_KEY`` (kept out of reprs).
+        openai_base_url: ``OPENAI_BASE_URL``: any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
+        llm_timeout_s: seconds to wait for the model before falling back (``REMIX_LLM_TIMEOUT_S``).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -52,6 +57,10 @@ class Settings:
     separator: str = "auto"
     stage_cache_mb: float = 2048.0
     generator: str = "auto"
+    llm_model: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    llm_timeout_s: float = 20.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -66,7 +75,16 @@ class Settings:
             separator=env.get("REMIX_SEPARATOR") or "auto",
             stage_cache_mb=_env_float(env, "REMIX_STAGE_CACHE_MB", 2048.0),
             generator=(env.get("REMIX_GENERATOR") or "auto").strip().lower(),
+            llm_model=env.get("REMIX_LLM_MODEL") or None,
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            llm_timeout_s=_env_float(env, "REMIX_LLM_TIMEOUT_S", 20.0),
         )
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an LLM planner can be tried: a model name and a key or a server address."""
+        return bool(self.llm_model and (self.openai_api_key or self.openai_base_url))
 
     @property
     def models_path(self) -> Path:
