@@ -19,7 +19,16 @@ from . import arrange, genre, separate, styles, tempo_pitch
 from .errors import BackendUnavailable, ParameterError
 from .spec import RemixSpec
 
-__all__ = ["ToolCall", "HistoryArgs", "DescribeArgs", "TOOLS", "PLANNED_TOOLS", "apply_calls", "read_calls"]
+__all__ = [
+    "ToolCall",
+    "HistoryArgs",
+    "DescribeArgs",
+    "TOOLS",
+    "PLANNED_TOOLS",
+    "validate_call",
+    "apply_calls",
+    "read_calls",
+]
 
 
 class HistoryArgs(BaseModel):
@@ -70,7 +79,8 @@ TOOLS: dict[str, Tool] = {
 PLANNED_TOOLS = ("revoice",)
 
 
-def _validate(call: ToolCall) -> BaseModel:
+def validate_call(call: ToolCall) -> BaseModel:
+    """The call's arguments, validated by its tool's own model; ParameterError saying what is wrong."""
     tool = TOOLS.get(call.tool)
     if tool is None:
         if call.tool in PLANNED_TOOLS:
@@ -98,7 +108,7 @@ def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None, ana
     current = 0
     for raw in calls:
         call = raw if isinstance(raw, ToolCall) else ToolCall.model_validate(raw)
-        args = _validate(call)
+        args = validate_call(call)
         if isinstance(args, HistoryArgs):
             steps = args.steps or 1
             if args.action == "undo":

@@ -1,0 +1,233 @@
+"""A conversation about one song: the planner, the version tree of specs, and the rendered audio.
+
+Each listener message is planned into tool calls, the calls are validated and applied to the
+current version's spec (each edit makes a new version, a child of the current one, so an
+undo followed by a new request starts a branch and loses nothing), and the resulting version
+is rendered through the engine (memoised, so going back to an earlier version is instant).
+A call that fails (a section the song does not have, a value out of range) leaves the
+current version as it was and the reply says why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tools.audio import Audio, save
+from tools.calls import TOOLS, HistoryArgs, ToolCall, validate_call
+from tools.errors import RemixError
+from tools.render import Renderer, Source
+from tools.settings import Settings, get_settings
+from tools.spec import RemixSpec
+
+from .planner import PlanContext, PlanResult
+
+__all__ = ["Version", "Turn", "Session", "default_planner"]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One node of the version tree: a spec, how it was made, and from which version."""
+
+    number: int
+    spec: RemixSpec
+    parent: int | None
+    calls: tuple[dict[str, Any], ...] = ()
+    request: str = ""
+    summary: str = "the original song"
+
+
+@dataclass
+class Turn:
+    """One exchange: the message, the plan, what was applied, and the version it left current."""
+
+    request: str
+    reply: str
+    calls: tuple[dict[str, Any], ...]
+    version: int
+    planner: str = "offline"
+    notes: tuple[str, ...] = ()
+    audio_path: Path | None = None
+    seconds: float = 0.0
+
+
+def default_planner(settings: Settings):
+    """The LLM agent when one is configured (it falls back to the offline planner by itself), else the offline planner."""
+    if settings.llm_configured:
+        from .agent import AgentPlanner
+
+        return AgentPlanner(settings)
+    from .offline import OfflinePlanner
+
+    return OfflinePlanner()
+
+
+class Session:
+    """A conversation about one song.
+
+    Args:
+        source: the song.
+        settings: engine settings (default: from the environment).
+        planner: anything with ``plan(message, context) -> PlanResult`` (default: see
+            :func:`default_planner`).
+        renderer: a shared renderer (its caches make revisits instant).
+        out_dir: where each version's audio is written (default: the data folder).
+    """
+
+    def __init__(self, source: Source, settings: Settings | None = None, planner=None, renderer=None, out_dir=None):
+        self.settings = settings or get_settings()
+        self.source = source
+        self.renderer = renderer or Renderer(self.settings)
+        self.planner = planner
+        self.versions: list[Version] = [Version(0, RemixSpec(), None)]
+        self.current = 0
+        self.turns: list[Turn] = []
+        self.out_dir = Path(out_dir) if out_dir else self.settings.data_dir / "sessions" / source.key[:16]
+        self._redo: dict[int, int] = {}  # version -> the child an undo came back from
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def analysis(self):
+        return self.renderer.context(self.source).analysis
+
+    @property
+    def spec(self) -> RemixSpec:
+        return self.versions[self.current].spec
+
+    def context(self) -> PlanContext:
+        previous = self.turns[-1].calls if self.turns else ()
+        recent = tuple((t.request, t.reply) for t in self.turns[-4:])
+        return PlanContext(previous_calls=previous, analysis=self.analysis, spec=self.spec, recent_turns=recent)
+
+    # ------------------------------------------------------------------ a turn
+
+    def turn(self, message: str, render: bool = True) -> Turn:
+        """Plan ``message``, apply its calls, render the version it leads to, and record the turn."""
+        started = time.perf_counter()
+        message = (message or "").strip()
+        if not message:
+            return self._record(message, PlanResult(reply="Tell me what you would like to hear."), (), started, render)
+        if self.planner is None:
+            self.planner = default_planner(self.settings)
+        try:
+            plan = self.planner.plan(message, self.context())
+        except RemixError as error:
+            plan = PlanResult(reply=f"Sorry, I could not work that out: {error}")
+        applied, problems = self._apply(plan.calls, message)
+        reply = plan.reply
+        if problems:
+            reply = (reply + " " if applied and reply else "") + " ".join(problems)
+        result = PlanResult(calls=applied, reply=reply, planner=plan.planner, notes=plan.notes)
+        return self._record(message, result, applied, started, render)
+
+    def _apply(self, calls, message: str) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+        applied: list[dict[str, Any]] = []
+        problems: list[str] = []
+        for raw in calls:
+            try:
+                call = ToolCall.model_validate(raw)
+                args = validate_call(call)
+                if isinstance(args, HistoryArgs):
+                    self._history(args)
+                else:
+                    tool = TOOLS[call.tool]
+                    if tool.apply is not None:
+                        spec = (
+                            tool.apply(self.spec, args, self.analysis) if tool.needs_analysis else tool.apply(self.spec, args)
+                        )
+                        if spec != self.spec:
+                            self._new_version(spec, call, message)
+                applied.append(call.model_dump())
+            except (RemixError, ValidationError) as error:
+                problems.append(f"I could not {_verb(raw)}: {_short(error)}.")
+        return tuple(applied), problems
+
+    def _new_version(self, spec: RemixSpec, call: ToolCall, message: str) -> None:
+        number = len(self.versions)
+        self.versions.append(Version(number, spec, self.current, (call.model_dump(),), message, _summary(call)))
+        self.current = number
+
+    def _history(self, args: HistoryArgs) -> None:
+        steps = args.steps or 1
+        if args.action == "undo":
+            for _ in range(steps):
+                parent = self.versions[self.current].parent
+                if parent is None:
+                    break
+                self._redo[parent] = self.current
+                self.current = parent
+        elif args.action == "redo":
+            for _ in range(steps):
+                child = self._redo.get(self.current)
+                if child is None:
+                    break
+                self.current = child
+        elif args.action == "reset":
+            self.current = 0
+        else:
+            if args.version is None or not 0 <= args.version < len(self.versions):
+                raise RemixError(f"there is no version {args.version}; versions go from 0 to {len(self.versions) - 1}")
+            self.current = args.version
+
+    def _record(self, message: str, plan: PlanResult, applied, started: float, render: bool) -> Turn:
+        turn = Turn(
+            request=message,
+            reply=plan.reply,
+            calls=tuple(applied),
+            version=self.current,
+            planner=plan.planner,
+            notes=tuple(plan.notes),
+        )
+        if render:
+            try:
+                turn.audio_path = self.render_version(self.current)
+            except RemixError as error:
+                turn.reply = f"{turn.reply} (The audio could not be rendered: {error}.)".strip()
+        turn.seconds = time.perf_counter() - started
+        self.turns.append(turn)
+        return turn
+
+    # ------------------------------------------------------------------ audio
+
+    def render_version(self, number: int) -> Path:
+        """Render version ``number`` (memoised) and write it as ``v<number>.wav``; returns the path."""
+        path = self.out_dir / f"v{number}.wav"
+        if path.exists():
+            return path
+        result = self.renderer.render(self.source, self.versions[number].spec)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save(result.audio, path)
+        (self.out_dir / f"v{number}.json").write_text(
+            json.dumps(
+                {"spec": self.versions[number].spec.model_dump(mode="json"), "provenance": list(result.provenance)},
+                indent=2,
+            )
+        )
+        return path
+
+    def audio(self, number: int | None = None) -> Audio:
+        return self.renderer.render(self.source, self.versions[self.current if number is None else number].spec).audio
+
+
+def _verb(raw: Any) -> str:
+    tool = raw.get("tool") if isinstance(raw, dict) else getattr(raw, "tool", "")
+    return {"separate": "change the stems", "restyle": "change the style", "genre_shift": "change the genre",
+            "rearrange": "rearrange the song", "tempo_pitch": "change tempo or pitch", "history": "go there"}.get(
+        tool, f"use {tool or 'that tool'}"
+    )  # fmt: skip
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()[0]
+    return text[:300]
+
+
+def _summary(call: ToolCall) -> str:
+    args = ", ".join(f"{k} {v}" for k, v in call.args.items())
+    return f"{call.tool}: {args}" if args else call.tool
