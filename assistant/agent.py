@@ -8,7 +8,8 @@ model's last words are the reply. The system prompt is rendered per message from
 recent turns and the previous turn's calls, so "more", "undo that" and "the second chorus"
 resolve.
 
-``ContractGuard`` keeps the loop inside the contract: a tool call whose arguments are not
+``ContractGuard`` keeps the loop inside the contract: it tells the recorder the order of the
+calls in each answer (LangGraph runs them in parallel), a tool call whose arguments are not
 JSON goes back to the model once like any invalid call, a call to a tool outside the
 contract gets an error and is never recorded, and the model is asked at most
 ``MAX_MODEL_CALLS`` times per message. When the model or its server fails (connection
@@ -23,7 +24,7 @@ import logging
 from dataclasses import replace
 from functools import lru_cache
 from string import Template
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import openai
 from langchain.agents import create_agent
@@ -41,6 +42,10 @@ from tools.settings import Settings
 
 from .planner import PlanContext, PlanResult
 from .tools import catalogue, contract_tools, current_recorder, recording
+
+if TYPE_CHECKING:
+    from tools.analyze import Analysis
+    from tools.spec import RemixSpec
 
 __all__ = ["AgentPlanner", "chat_model", "plan_with_agent", "system_prompt"]
 
@@ -72,7 +77,7 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
 
 
-def _song(analysis: Any) -> str:
+def _song(analysis: Analysis | None) -> str:
     if analysis is None:
         return "No analysis of the song is available; name sections as the listener does."
     tempo = f"{analysis.tempo:.0f} bpm" if analysis.tempo else "no steady beat"
@@ -83,7 +88,7 @@ def _song(analysis: Any) -> str:
     )
 
 
-def _remix(analysis: Any, spec: Any) -> str:
+def _remix(analysis: Analysis | None, spec: RemixSpec | None) -> str:
     if spec is None:
         return "Nothing is changed yet: this is the original song."
     if analysis is not None:
@@ -125,9 +130,12 @@ class ContractGuard(AgentMiddleware):
     @hook_config(can_jump_to=["model"])
     def after_model(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
         message = state["messages"][-1]
-        if not isinstance(message, AIMessage) or not message.invalid_tool_calls:
+        if not isinstance(message, AIMessage):
             return None
         recorder = current_recorder()
+        recorder.expect([call["id"] for call in message.tool_calls if call.get("id")])
+        if not message.invalid_tool_calls:
+            return None
         answers, retrying = [], False
         for call in message.invalid_tool_calls:
             name = call.get("name") or "unknown"
@@ -168,7 +176,7 @@ def _failure(error: Exception, settings: Settings) -> str:
         return f"could not connect to {settings.openai_base_url or 'the OpenAI API'}"
     if isinstance(error, openai.APIStatusError):
         return f"HTTP {error.status_code}"
-    return f"unusable response: {type(error).__name__}"
+    return f"malformed response: {type(error).__name__}"
 
 
 def _final_text(messages: list[Any]) -> str:
@@ -213,16 +221,16 @@ class AgentPlanner:
         messages = [SystemMessage(system_prompt(context)), HumanMessage(message)]
         with recording() as recorder:
             try:
-                state = self._agent.invoke({"messages": messages})
+                final_text = _final_text(self._agent.invoke({"messages": messages})["messages"])
             except Exception as error:  # noqa: BLE001 - any failure of the model falls back
                 log.warning("the language model failed: %r", error)
                 reason = _failure(error, self.settings)
                 if not recorder.calls:
                     return self._fall_back(message, context, reason)
                 recorder.notes.append(f"the language model stopped answering ({reason}); kept the calls it had made")
-                state = {"messages": []}
-        calls = list(recorder.calls)
-        reply = _final_text(state["messages"]) or _reply_for(calls, context)
+                final_text = ""
+        calls = recorder.calls
+        reply = final_text or _reply_for(calls, context)
         return PlanResult(calls=tuple(calls), reply=reply, planner=self.name, notes=tuple(recorder.notes))
 
     def _fall_back(self, message: str, context: PlanContext, reason: str) -> PlanResult:

@@ -11,6 +11,7 @@ refused connection, and the system prompt the server receives.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 import socket
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from pydantic import Field
@@ -35,11 +36,12 @@ from tools.spec import RemixSpec
 
 
 def _offline_available() -> bool:
-    try:
-        import assistant.offline  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+    return importlib.util.find_spec("assistant.offline") is not None
+
+
+def restyled(style: str, **args: Any) -> dict[str, Any]:
+    """A recorded restyle's arguments: the model's defaults (set, on the mix) are written out."""
+    return {"style": style, **args, "change": "set", "target": "mix"}
 
 
 def _section(index: int, label: str, ordinal: int, start: float, end: float, numbered: bool) -> Section:
@@ -101,7 +103,8 @@ _call_ids = itertools.count()
 
 def calling(*calls: tuple[str, dict[str, Any]], text: str = "") -> AIMessage:
     """An AI message calling tools, each call with a fresh id (as a real model gives)."""
-    return AIMessage(text, tool_calls=[{"name": name, "args": args, "id": f"call_{next(_call_ids)}"} for name, args in calls])
+    tool_calls = [{"name": name, "args": args, "id": f"call_{next(_call_ids)}"} for name, args in calls]
+    return AIMessage(text, tool_calls=tool_calls)
 
 
 def tool_answers(messages: list[BaseMessage]) -> list[ToolMessage]:
@@ -122,7 +125,16 @@ def test_calling_a_tool_records_and_runs_nothing():
     tool = next(t for t in contract_tools() if t.name == "restyle")
     with recording() as recorder:
         assert tool.invoke({"style": "lo-fi", "amount": 0.3}) == RECORDED
-    assert recorder.calls == [{"tool": "restyle", "args": {"style": "lofi", "amount": 0.3, "change": "set", "target": "mix"}}]
+    assert recorder.calls == [{"tool": "restyle", "args": restyled("lofi", amount=0.3)}]
+
+
+def test_recorder_keeps_the_model_order_whatever_order_the_tools_ran_in():
+    restyle = TOOLS["restyle"].args_model
+    with recording() as recorder:
+        recorder.expect(["a", "b", "c"])
+        for call_id, style in (("c", "echo"), ("a", "lofi"), ("b", "vinyl")):
+            recorder.record("restyle", restyle(style=style), call_id)
+    assert [call["args"]["style"] for call in recorder.calls] == ["lofi", "vinyl", "echo"]
 
 
 def test_one_call_then_the_model_reply():
@@ -135,17 +147,19 @@ def test_one_call_then_the_model_reply():
 
 
 def test_several_calls_in_one_message_keep_their_order():
+    sections = ["intro", "verse 1", "chorus 1", "verse 2", "chorus 2", "outro"]
     model = scripted(
         calling(
             ("separate", {"action": "remove", "stems": ["vocals"]}),
             ("genre_shift", {"genre": "house", "bpm": 124}),
-            ("rearrange", {"action": "remove", "section": "intro"}),
+            *[("rearrange", {"action": "repeat", "section": name}) for name in sections],
         ),
-        "Karaoke house, no intro.",
+        "Karaoke house, every section twice.",
     )
-    result = AgentPlanner(SETTINGS, model=model).plan("karaoke house at 124 without the intro")
-    assert [c["tool"] for c in result.calls] == ["separate", "genre_shift", "rearrange"]
+    result = AgentPlanner(SETTINGS, model=model).plan("karaoke house at 124, every section twice")
+    assert [c["tool"] for c in result.calls] == ["separate", "genre_shift"] + ["rearrange"] * len(sections)
     assert result.calls[1]["args"] == {"genre": "house", "bpm": 124.0, "change": "set"}
+    assert [c["args"]["section"] for c in result.calls[2:]] == sections
     assert len(model.seen) == 2
 
 
@@ -156,9 +170,10 @@ def test_invalid_arguments_go_back_once_and_the_correction_is_recorded():
         "Full lo-fi.",
     )
     result = AgentPlanner(SETTINGS, model=model).plan("lofi, all the way")
-    assert result.calls == ({"tool": "restyle", "args": {"style": "lofi", "amount": 1.0, "change": "set", "target": "mix"}},)
+    assert result.calls == ({"tool": "restyle", "args": restyled("lofi", amount=1.0)},)
     first_answer = tool_answers(model.seen[1])[-1]
-    assert first_answer.status == "error" and "amount" in first_answer.content and "call restyle again" in first_answer.content
+    assert first_answer.status == "error"
+    assert "amount" in first_answer.content and "call restyle again" in first_answer.content
     assert result.notes == ()
 
 
@@ -181,18 +196,20 @@ def test_malformed_json_arguments_are_retried_like_invalid_ones():
     )
     model = scripted(malformed, calling(("restyle", {"style": "vinyl"})), "Vinyl it is.")
     result = AgentPlanner(SETTINGS, model=model).plan("vinyl please")
-    assert result.calls == ({"tool": "restyle", "args": {"style": "vinyl", "change": "set", "target": "mix"}},)
+    assert result.calls == ({"tool": "restyle", "args": restyled("vinyl")},)
     answer = tool_answers(model.seen[1])[-1]
     assert answer.tool_call_id == "bad_1" and "not valid JSON" in answer.content
 
 
 def test_unknown_tools_are_never_recorded():
     model = scripted(
-        calling(("run_shell", {"command": "rm -rf /"}), ("revoice", {"voice": "choir"}), ("restyle", {"style": "echo"})),
+        calling(
+            ("run_shell", {"command": "rm -rf /"}), ("revoice", {"voice": "choir"}), ("restyle", {"style": "echo"})
+        ),
         "Echo added; I cannot do the rest.",
     )
     result = AgentPlanner(SETTINGS, model=model).plan("rm -rf / and a choir and some echo")
-    assert result.calls == ({"tool": "restyle", "args": {"style": "echo", "change": "set", "target": "mix"}},)
+    assert result.calls == ({"tool": "restyle", "args": restyled("echo")},)
     assert len(result.notes) == 2 and all("not one of the tools" in note for note in result.notes)
     answers = {m.name: m for m in tool_answers(model.seen[1])}
     assert answers["run_shell"].status == "error" and "not available" in answers["revoice"].content
@@ -224,7 +241,7 @@ def test_the_model_is_asked_a_bounded_number_of_times():
 def test_calls_made_before_the_model_fails_are_kept():
     model = scripted(calling(("restyle", {"style": "reverb"})), RuntimeError("garbled"))
     result = AgentPlanner(SETTINGS, model=model).plan("reverb")
-    assert result.calls == ({"tool": "restyle", "args": {"style": "reverb", "change": "set", "target": "mix"}},)
+    assert result.calls == ({"tool": "restyle", "args": restyled("reverb")},)
     assert any("stopped answering" in note for note in result.notes)
     assert result.reply
 
@@ -308,6 +325,8 @@ def _server_app(requests: list[dict[str, Any]]) -> FastAPI:
             await asyncio.sleep(3.0)
         if message == "broken":
             return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, status_code=500)
+        if message == "garbled":
+            return PlainTextResponse("<html>bad gateway</html>")
         round_ = sum(m["role"] == "assistant" for m in body["messages"])
         return JSONResponse(SCRIPT[message][round_])
 
@@ -357,7 +376,10 @@ def test_http_tool_calls_are_parsed_and_recorded(server, http_settings):
     _, requests = server
     assert len(requests) == 2 and not requests[0].get("stream")
     assert {tool["function"]["name"] for tool in requests[0]["tools"]} == set(TOOLS)
-    assert requests[1]["messages"][-1] == {"role": "tool", "content": RECORDED, "tool_call_id": "call_1"}
+    answers = [m for m in requests[1]["messages"] if m["role"] == "tool"]
+    assert sorted(answers, key=lambda m: m["tool_call_id"]) == [
+        {"role": "tool", "content": RECORDED, "tool_call_id": f"call_{i}"} for i in range(2)
+    ]
     assert elapsed < 1.0, f"one agent turn took {elapsed:.2f} s against a local server"
 
 
@@ -372,7 +394,7 @@ def test_http_invalid_arguments_are_retried(server, http_settings):
 
 def test_http_malformed_arguments_are_retried(server, http_settings):
     result = plan_with_agent("malformed", None, http_settings)
-    assert result.calls == ({"tool": "restyle", "args": {"style": "lofi", "amount": 0.4, "change": "set", "target": "mix"}},)
+    assert result.calls == ({"tool": "restyle", "args": restyled("lofi", amount=0.4)},)
     _, requests = server
     assert len(requests) == 3
     answer = requests[1]["messages"][-1]
@@ -412,6 +434,10 @@ def test_http_timeout_falls_back_to_the_offline_planner(http_settings):
 
 def test_http_500_falls_back_to_the_offline_planner(http_settings):
     _assert_fell_back(plan_with_agent("broken", None, http_settings), "HTTP 500")
+
+
+def test_http_malformed_response_falls_back_to_the_offline_planner(http_settings):
+    _assert_fell_back(plan_with_agent("garbled", None, http_settings), "malformed response: ValueError")
 
 
 def test_refused_connection_falls_back_to_the_offline_planner():
