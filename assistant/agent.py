@@ -38,6 +38,7 @@ from langgraph.types import Command
 from prompts import load
 from tools.calls import PLANNED_TOOLS, TOOLS
 from tools.describe import describe
+from tools.errors import ParameterError
 from tools.settings import Settings
 
 from .planner import PlanContext, PlanResult
@@ -62,7 +63,17 @@ NOTHING_TO_DO = (
 
 
 def chat_model(settings: Settings) -> ChatOpenAI:
-    """The configured OpenAI-compatible chat model: chat completions, no retries, the settings' timeout."""
+    """The configured OpenAI-compatible chat model: chat completions, no retries, the settings' timeout.
+
+    Raises:
+        ParameterError: no model is configured.
+    """
+    if not settings.llm_configured:
+        raise ParameterError(
+            "the LLM planner needs REMIX_LLM_MODEL and OPENAI_API_KEY or OPENAI_BASE_URL "
+            f"(model={settings.llm_model!r}, base URL={settings.openai_base_url!r}, "
+            f"key {'set' if settings.openai_api_key else 'not set'})"
+        )
     return ChatOpenAI(
         model=settings.llm_model,
         base_url=settings.openai_base_url,
@@ -203,6 +214,9 @@ class AgentPlanner:
         settings: the LLM settings (model, server, key, timeout).
         model: a chat model to use instead of the configured ``ChatOpenAI`` (tests, other
             providers); it must support ``bind_tools``.
+
+    Raises:
+        ParameterError: no model given and none configured.
     """
 
     def __init__(self, settings: Settings, model: BaseChatModel | None = None) -> None:

@@ -17,6 +17,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from assistant.planner import PlanContext
 from assistant.tools import RECORDED, contract_tools, recording
 from tools.analyze import Analysis, Section
 from tools.calls import TOOLS
+from tools.errors import ParameterError
 from tools.settings import Settings
 from tools.spec import RemixSpec
 
@@ -109,6 +111,11 @@ def calling(*calls: tuple[str, dict[str, Any]], text: str = "") -> AIMessage:
 
 def tool_answers(messages: list[BaseMessage]) -> list[ToolMessage]:
     return [m for m in messages if isinstance(m, ToolMessage)]
+
+
+def test_the_configured_model_needs_a_name_and_a_server_or_key():
+    with pytest.raises(ParameterError, match="REMIX_LLM_MODEL"):
+        AgentPlanner(Settings(openai_api_key="test"))
 
 
 def test_tool_schemas_are_the_args_models():
@@ -400,6 +407,21 @@ def test_http_malformed_arguments_are_retried(server, http_settings):
     answer = requests[1]["messages"][-1]
     assert answer["tool_call_id"] == "call_0" and "not valid JSON" in answer["content"]
     assert requests[1]["messages"][-2]["tool_calls"][0]["id"] == "call_0"
+
+
+def test_http_concurrent_plans_keep_their_own_calls(http_settings):
+    messages = ["karaoke house", "malformed", "hello", "half speed"] * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda m: plan_with_agent(m, None, http_settings), messages))
+    expected = {
+        "karaoke house": ["separate", "genre_shift"],
+        "malformed": ["restyle"],
+        "hello": [],
+        "half speed": ["tempo_pitch"],
+    }
+    for message, result in zip(messages, results):
+        assert [c["tool"] for c in result.calls] == expected[message], message
+        assert result.notes == ()
 
 
 def test_http_chit_chat(http_settings):
