@@ -1,0 +1,715 @@
+"""The offline planner: a request in words to tool calls, with no LLM.
+
+It is a small semantic parser over a lexicon and a grammar kept in data files
+(``lexicon/*.toml``), with a sentence-embedding classifier for what the grammar cannot place:
+
+1. **Guard**: requests to run commands, reveal instructions or secrets (``guard.toml``) get no
+   calls, whatever else they ask.
+2. **Read** (``assistant.language``): tokens, typo corrections, tagged spans (stems, styles,
+   genres, voices, sections, operations, numbers with units, intensity, references).
+3. **Clauses**: the spans split at boundaries ("and", "then", ",", "with", ...); a clause that
+   only names more of the same ("... and the bass", "..., like a minute") joins its neighbour,
+   so "remove the drums and the bass" stays one edit and "skip the intro and loop the chorus
+   twice" makes two.
+4. **Frames**: in each clause every operation attaches to the nearest object it applies to
+   (the next one, else the one before: "turn the bass down", "vocals out"); a generic verb
+   ("make") yields to a specific one ("louder"); an object without an operation borrows its
+   coordinated neighbour's or takes its kind's default ("lo-fi" sets the style). The pair
+   (operation, object kind) selects a call template in ``grammar.toml``; stems next to a style
+   become its target, a bpm next to a genre its tempo, numbers and intensity words fill the
+   amounts.
+5. **Context**: an operation with no object ("more", "a bit less", "put it back", "again",
+   "same for the drums") applies to the previous turn's calls.
+6. **Questions** about the song become a ``describe`` call answered from the analysis.
+7. **Embeddings** (``assistant.embeddings``): a message (or clause) the grammar could not place
+   is labelled by its nearest example in ``intents.toml``: a paraphrase of an edit ("make it
+   sound like an old video game"), or chit-chat, help, off-topic or hostile talk, which get
+   no calls and a reply that says what can be done. Without the model the rules still work.
+
+Every call is validated with its tool's own args model before it is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tools.calls import TOOLS
+from tools.errors import RemixError
+from tools.settings import Settings, get_settings
+
+from .embeddings import IntentClassifier, IntentMatch, classifier
+from .language import Quantity, Reading, Span, lexicon, load_toml
+from .planner import PlanContext, PlanResult
+from .replies import reply_for, reply_without_calls
+
+__all__ = ["OfflinePlanner", "RevoiceArgs", "validate_call"]
+
+Call = dict[str, Any]
+_NEEDS_QUANTITY = {"tempo", "pitch", "length"}  # these objects exist only with a number or an operation
+_IMPLIED = {"tempo", "pitch", "length", "fade", "history", "describe"}  # objects an operation can imply
+_UNIT_KIND = {"semitones": "pitch", "bpm": "tempo", "multiplier": "tempo", "percent": "tempo", "seconds": "length"}
+_ANSWERABLE = {"key", "tempo", "sections", "length", "loudness", "changes"}
+
+
+class RevoiceArgs(BaseModel):
+    """The `revoice` tool's arguments as the design's contract states them.
+
+    Used only while the engine has no `revoice` tool of its own in ``tools.calls.TOOLS``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str | None = Field(None, min_length=1, max_length=80)
+    amount: float | None = Field(None, ge=0.0, le=1.0)
+    change: Literal["set", "more", "less", "remove"] = "set"
+    section: str | None = Field(None, max_length=80)
+
+    @model_validator(mode="after")
+    def _voice_for_set(self) -> "RevoiceArgs":
+        if self.change == "set" and not self.voice:
+            raise ValueError("name a voice to set")
+        return self
+
+
+def validate_call(call: Call) -> str | None:
+    """None when ``call`` validates with its tool's own args model, else what is wrong."""
+    tool = TOOLS.get(call.get("tool", ""))
+    model = tool.args_model if tool is not None else RevoiceArgs if call.get("tool") == "revoice" else None
+    if model is None:
+        return f"unknown tool {call.get('tool')!r}"
+    try:
+        model.model_validate(call.get("args", {}))
+    except ValidationError as error:
+        return f"{call['tool']} {call.get('args')}: {error.errors(include_url=False)[0]['msg']}"
+    except RemixError as error:
+        return f"{call['tool']} {call.get('args')}: {error}"
+    return None
+
+
+@dataclass
+class _Object:
+    """Something a clause works on, and the operation it gets."""
+
+    kind: str  # stem, style, genre, voice, section, arrangement, tempo, pitch, length, fade, history, describe
+    value: Any  # stems, a preset / genre / voice id, a section name, or None
+    position: int
+    op: str | None = None
+    rank: int = -1
+    named: bool = False  # named in words rather than implied by an operation
+    target: bool = False  # a stem after "on" / "to": the target of a style
+    distance: int = 1 << 30  # tokens between it and its operation (the nearer of two equal operations wins)
+    quantities: list[Quantity] = field(default_factory=list)
+
+
+@dataclass
+class _Clause:
+    """A clause's spans, read into objects, modifiers and operations left over."""
+
+    spans: list[Span]
+    objects: list[_Object] = field(default_factory=list)
+    free_ops: list[str] = field(default_factory=list)
+    intensity: str = "normal"
+    numbers: list[tuple[Quantity, int]] = field(default_factory=list)  # bare numbers and where they are
+    modifiers: dict[str, list[Quantity]] = field(default_factory=dict)  # db, times, steps, version, percent, bpm
+    positions: list[str] = field(default_factory=list)
+    same: bool = False
+    strong: bool = False
+    context_kinds: set[str] = field(default_factory=set)  # what a free operation may adjust (empty: anything)
+
+    def has(self, *kinds: str) -> bool:
+        return any(o.kind in kinds for o in self.objects)
+
+
+class OfflinePlanner:
+    """Plans requests with the lexicon, the grammar and the intent bank (see the module doc)."""
+
+    name = "offline"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.lexicon = lexicon()
+        grammar = self.lexicon.grammar
+        self.rules: dict[str, dict[str, dict[str, Any]]] = grammar["rules"]
+        self.default_ops: dict[str, str] = grammar["default_ops"]
+        self.absorbs: dict[str, list[str]] = grammar["absorbs"]
+        self.inverse: dict[str, dict[str, Any]] = grammar["inverse"]
+        self.levels: dict[str, dict[str, float]] = grammar["intensity"]
+        bare = grammar["bare_numbers"]
+        self.by_words = set(bare["by_words"])
+        self.bpm_range: tuple[float, float] = tuple(bare["bpm_range"])
+        self.op_object = {op: entry["object"] for op, entry in self.lexicon.ops["ops"].items()}
+        self.op_rank = {op: entry.get("rank", 1) for op, entry in self.lexicon.ops["ops"].items()}
+        self.guard = [re.compile(p, re.IGNORECASE) for p in load_toml("guard.toml")["patterns"]]
+        self._classifier: IntentClassifier | None = None
+        self._classifier_error: str | None = None
+
+    # ---------------------------------------------------------------------------- the model
+
+    def classifier(self) -> IntentClassifier | None:
+        """The intent classifier, loaded on first need; None (with a note) when the model is unavailable."""
+        if self._classifier is None and self._classifier_error is None:
+            try:
+                self._classifier = classifier(str(self.settings.models_path))
+                self._classifier.warm()
+            except Exception as error:  # the rules must work without the model, whatever broke
+                self._classifier, self._classifier_error = None, f"{type(error).__name__}: {error}"
+        return self._classifier
+
+    def warm(self) -> None:
+        """Load everything now (the lexicon is loaded already): the sentence model and the bank."""
+        self.classifier()
+
+    def _classify(self, text: str, notes: list[str]) -> IntentMatch | None:
+        model = self.classifier()
+        if model is None:
+            notes.append(f"the sentence model is unavailable, so only the rules were used ({self._classifier_error})")
+            return None
+        return model.classify(text)
+
+    # ----------------------------------------------------------------------------- planning
+
+    def plan(self, message: str, context: PlanContext | None = None) -> PlanResult:
+        """Calls and a reply for one message (see the module doc for how)."""
+        context = context or PlanContext()
+        notes: list[str] = []
+        if not message.strip():
+            return PlanResult((), reply_without_calls("empty"), self.name)
+        if any(pattern.search(message) for pattern in self.guard):
+            return PlanResult((), reply_without_calls("hostile"), self.name)
+        reading = self.lexicon.read(message)
+        notes += [f"read {typed!r} as {read!r}" for typed, read in reading.corrections]
+        previous = [dict(call) for call in context.previous_calls]
+        clauses = [self._read_clause(spans, reading) for spans in self._clauses(reading)]
+        calls: list[Call] = []
+        unplaced: list[_Clause] = []
+        wanted_context = False
+        for clause in clauses:
+            found = self._frames(clause, reading, context)
+            if not found and (clause.free_ops or clause.same or clause.objects):
+                wanted_context = wanted_context or bool(clause.free_ops or clause.same)
+                found = self._from_context(clause, previous)
+            calls += found
+            if not found:
+                unplaced.append(clause)
+        asking = reading.ask or (reading.question_mark and not reading.request)
+        if asking and not any(clause.strong for clause in clauses):
+            calls = [call for call in calls if call["tool"] in ("describe", "history")]
+            if not calls and reading.topics & _ANSWERABLE:
+                calls = [self._describe(message)]
+        reason = "no_context" if wanted_context and not previous else None
+        if calls and unplaced and len(clauses) > 1:
+            for clause in unplaced:
+                calls += self._classified(self._clause_text(clause, reading), reading, clause, notes, whole=False)
+        elif not calls and reason is None:
+            calls, reason = self._classified_message(message, reading, notes)
+        calls = self._valid(self._tidy(calls), notes)
+        reply = reply_for(calls, context) if calls else reply_without_calls(reason or "unclear")
+        return PlanResult(tuple(calls), reply, self.name, tuple(notes))
+
+    def _describe(self, message: str) -> Call:
+        return {"tool": "describe", "args": {"question": message.strip()[:500]}}
+
+    def _classified_message(self, message: str, reading: Reading, notes: list[str]) -> tuple[list[Call], str | None]:
+        """The intent bank's answer for a whole message the grammar could not place."""
+        match = self._classify(message, notes)
+        if match is None:
+            return [], "unclear"
+        model = self.classifier()
+        if match.score < model.threshold:
+            return [], "unclear"
+        if match.intent.call is None:
+            return [], match.intent.name
+        clause = self._read_clause(list(reading.spans), reading)
+        return self._from_intent(match, message, clause), None
+
+    def _classified(self, text: str, reading: Reading, clause: _Clause, notes: list[str], whole: bool) -> list[Call]:
+        """The intent bank's edit for one clause, when it is a confident one."""
+        match = self._classify(text, notes)
+        model = self.classifier()
+        if match is None or match.intent.call is None or match.score < model.clause_threshold:
+            return []
+        return self._from_intent(match, text, clause)
+
+    def _from_intent(self, match: IntentMatch, text: str, clause: _Clause) -> list[Call]:
+        call = {"tool": match.intent.call["tool"], "args": dict(match.intent.call.get("args", {}))}
+        if call["tool"] == "describe":
+            return [self._describe(text)]
+        levels = self.levels[clause.intensity]
+        if call["tool"] in ("restyle", "revoice") and levels.get("amount") is not None:
+            call["args"].setdefault("amount", levels["amount"])
+        return [call]
+
+    @staticmethod
+    def _clause_text(clause: _Clause, reading: Reading) -> str:
+        start, end = min(s.start for s in clause.spans), max(s.end for s in clause.spans)
+        return " ".join(reading.tokens[start:end])
+
+    # ------------------------------------------------------------------------------ clauses
+
+    def _clauses(self, reading: Reading) -> list[list[Span]]:
+        """Spans split at boundaries, then coordinated clauses joined (see the module doc)."""
+        raw: list[list[Span]] = [[]]
+        for span in reading.spans:
+            if span.kind == "boundary":
+                raw.append([])
+            else:
+                raw[-1].append(span)
+        out: list[list[Span]] = []
+        for spans in (s for s in raw if s):
+            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1])):
+                out[-1] = out[-1] + spans
+            elif out and self._joins(out[-1], spans) and not self._strong_ops(out[-1]):
+                out[-1] = out[-1] + spans
+            else:
+                out.append(spans)
+        return out
+
+    def _strong_ops(self, spans: list[Span]) -> bool:
+        return any(s.kind == "compound" or (s.kind == "op" and self.op_rank[s.value] > 0) for s in spans)
+
+    @staticmethod
+    def _modifiers_only(spans: list[Span]) -> bool:
+        """Only intensity, numbers and references: "really hard", "not too much"."""
+        return all(s.kind in ("intensity", "ref", "number", "target_prep") for s in spans)
+
+    def _kinds(self, spans: list[Span], implied: bool) -> set[str]:
+        kinds = set()
+        for span in spans:
+            if span.kind in ("stem", "compound"):
+                kinds.add("stem")
+            elif span.kind in ("style", "genre", "voice", "section"):
+                kinds.add(span.kind)
+            elif span.kind == "quantity" and span.value.unit in _UNIT_KIND:
+                kinds.add(_UNIT_KIND[span.value.unit])
+            elif implied and span.kind == "op" and self.op_object[span.value] in _IMPLIED:
+                kinds.add(self.op_object[span.value])
+        return kinds
+
+    def _joins(self, bare: list[Span], host: list[Span]) -> bool:
+        """``bare`` (no operation of its own) names only more of what ``host`` works on, or what it takes in."""
+        kinds = self._kinds(bare, implied=False)
+        if self._strong_ops(bare) or not kinds:
+            return False
+        host_kinds = self._kinds(host, implied=True)
+        if kinds <= {k for kind in host_kinds for k in self.absorbs.get(kind, ())}:
+            return True  # "make it trap, 140bpm"
+        return self._strong_ops(host) and kinds <= host_kinds
+
+    def _read_clause(self, spans: list[Span], reading: Reading) -> _Clause:
+        """Objects, modifiers and free operations of one clause, operations attached."""
+        clause = _Clause(spans)
+        tokens = reading.tokens
+        tempo_cue = any(
+            (s.kind == "op" and self.op_object[s.value] == "tempo") or (s.kind == "object" and s.value == "tempo")
+            or (s.kind == "quantity" and s.value.unit in ("bpm", "multiplier"))
+            for s in spans
+        )
+        genre = any(s.kind == "genre" for s in spans)
+        named_effect = any(s.kind in ("style", "genre", "voice") for s in spans)
+        implied: dict[str, _Object] = {}
+
+        def implied_object(kind: str, position: int) -> _Object:
+            if kind not in implied:
+                implied[kind] = _Object(kind, None, position)
+                clause.objects.append(implied[kind])
+            return implied[kind]
+
+        skip: set[int] = set()
+        for i, span in enumerate(spans):
+            if i in skip:
+                continue
+            before = spans[i - 1] if i else None
+            if span.kind == "stem":
+                target = before is not None and before.kind == "target_prep"
+                clause.objects.append(_Object("stem", span.value, span.start, named=True, target=target))
+            elif span.kind == "compound":
+                op, stems = span.value
+                clause.objects.append(_Object("stem", stems, span.start, op=op, rank=2, named=True))
+            elif span.kind in ("style", "genre", "voice"):
+                clause.objects.append(_Object(span.kind, span.value, span.start, named=True))
+            elif span.kind == "section":
+                name, used = self._section_name(spans, i, tokens)
+                skip |= used
+                first = min(used | {i})
+                before = spans[first - 1] if first else None
+                if before is not None and before.kind == "relpos":
+                    clause.positions.append(f"{before.value}:{name}")
+                else:
+                    clause.objects.append(_Object("section", name, span.start, named=True))
+            elif span.kind == "position":
+                clause.positions.append(span.value)
+            elif span.kind == "object":
+                obj = implied_object(span.value, span.start) if span.value in _IMPLIED else _Object(span.value, None, span.start)
+                if obj not in clause.objects:
+                    clause.objects.append(obj)
+            elif span.kind == "quantity":
+                unit = span.value.unit
+                if unit == "percent" and named_effect and not tempo_cue:
+                    clause.modifiers.setdefault("amount", []).append(span.value)
+                elif unit == "bpm" and genre:
+                    clause.modifiers.setdefault("bpm", []).append(span.value)
+                elif unit in _UNIT_KIND:
+                    implied_object(_UNIT_KIND[unit], span.start).quantities.append(span.value)
+                else:
+                    clause.modifiers.setdefault(unit, []).append(span.value)
+            elif span.kind == "number":
+                clause.numbers.append((span.value, span.start))
+            elif span.kind == "intensity" and clause.intensity == "normal":
+                clause.intensity = span.value
+            elif span.kind in ("same", "instead"):
+                clause.same = True
+        self._attach(clause, spans, implied_object)
+        return clause
+
+    def _section_name(self, spans: list[Span], i: int, tokens: tuple[str, ...]) -> tuple[str, set[int]]:
+        """A section's name as the analysis reads it ("verse 2", "last chorus", "chorus"), and the spans it used."""
+        label, plural = spans[i].value
+        used: set[int] = set()
+        ordinal: int | str | None = None
+        before = spans[i - 1] if i else None
+        after = spans[i + 1] if i + 1 < len(spans) else None
+        if before is not None and before.kind == "ordinal" and before.end == spans[i].start:
+            ordinal, used = before.value, {i - 1}
+        elif before is not None and before.kind == "every" and before.end == spans[i].start:
+            plural = True
+        if after is not None and after.kind == "number" and after.start == spans[i].end and float(after.value.value).is_integer():
+            ordinal, used = int(after.value.value), used | {i + 1}
+        if plural or ordinal is None:
+            return label, used
+        return (f"last {label}" if ordinal == "last" else f"{label} {ordinal}"), used
+
+    def _attach(self, clause: _Clause, spans: list[Span], implied_object) -> None:
+        """Attach each operation to the nearest object it applies to; the rest stay free."""
+        for span in spans:
+            if span.kind != "op":
+                continue
+            op, rank = span.value, self.op_rank[span.value]
+            fits = [o for o in clause.objects if o.kind in self.rules.get(op, {})]
+            after = [o for o in fits if o.position > span.start]
+            before = [o for o in fits if o.position < span.start]
+            target = min(after, key=lambda o: o.position) if after else max(before, key=lambda o: o.position) if before else None
+            if target is None and self.op_object[op] in _IMPLIED:
+                target = implied_object(self.op_object[op], span.start)
+            if target is None:
+                clause.free_ops.append(op)
+            elif (rank, -abs(target.position - span.start)) > (target.rank, -target.distance):
+                target.op, target.rank, target.distance = op, rank, abs(target.position - span.start)
+        fade, length = (next((o for o in clause.objects if o.kind == k), None) for k in ("fade", "length"))
+        if fade is not None and length is not None and length.op is None:  # "a 10 second fade out"
+            fade.quantities += length.quantities
+            clause.objects.remove(length)
+        last_op: dict[str, tuple[str, int]] = {}
+        for obj in sorted(clause.objects, key=lambda o: o.position):
+            if obj.op is None and obj.kind in last_op:
+                obj.op, obj.rank = last_op[obj.kind]  # "remove the intro and the outro"
+            elif obj.op is not None:
+                last_op[obj.kind] = (obj.op, obj.rank)
+
+    # ------------------------------------------------------------------------------- frames
+
+    def _frames(self, clause: _Clause, reading: Reading, context: PlanContext) -> list[Call]:
+        """The calls a clause makes from its own objects."""
+        calls: list[Call] = []
+        hosts = [o for o in clause.objects if o.kind in ("style", "voice", "genre")]
+        targets = [o for o in clause.objects if o.kind == "stem" and hosts and (o.target or o.rank < 1)]
+        numbers = list(clause.numbers)
+        for obj in sorted(clause.objects, key=lambda o: o.position):
+            if obj in targets:
+                continue
+            if obj.kind in _NEEDS_QUANTITY and obj.op is None and not obj.quantities and not numbers:
+                continue  # "what's the bpm" names the tempo but asks nothing of it
+            op = obj.op if obj.op is not None else self.default_ops.get(obj.kind)
+            rule = self.rules.get(op, {}).get(obj.kind) if op else None
+            if rule is None:
+                continue
+            if obj.value is None and obj.kind in ("style", "voice") and obj.op is not None:
+                clause.free_ops.append(obj.op)  # "get rid of that effect": the previous turn's
+                clause.context_kinds.add(obj.kind)
+                continue
+            call = self._fill(rule, obj, clause, numbers, targets, reading, context)
+            if call is not None:
+                calls.append(call)
+                clause.strong = clause.strong or self._is_strong(obj)
+        return calls
+
+    def _is_strong(self, obj: _Object) -> bool:
+        """Clear enough to be an edit even inside a question ("is it slow?" is not)."""
+        return (obj.named and (obj.rank >= 1 or obj.kind in ("style", "genre", "voice"))) or any(
+            q.unit is not None for q in obj.quantities
+        )
+
+    def _fill(
+        self,
+        rule: dict[str, Any],
+        obj: _Object,
+        clause: _Clause,
+        numbers: list[tuple[Quantity, int]],
+        targets: list[_Object],
+        reading: Reading,
+        context: PlanContext,
+    ) -> Call | None:
+        """A call from a template and the clause's slots."""
+        tool, args = rule["tool"], dict(rule.get("args", {}))
+        levels = self.levels[clause.intensity]
+        if tool == "separate":
+            stems = list(obj.value) if obj.kind == "stem" else []
+            if not stems and args["action"] != "restore":
+                stems = ["vocals", "drums", "bass", "other"] if obj.kind == "stem" else []
+            args["stems"] = stems
+            if args["action"] in ("louder", "quieter"):
+                db = self._take(clause, "db") or self._pop_number(numbers, 0.5, 24.0)
+                args["amount_db"] = abs(db) if db else levels.get("amount_db")
+        elif tool == "restyle":
+            if obj.kind == "style":
+                args["style"] = obj.value
+            if "style" not in args or args["style"] is None:
+                return None
+            target = next((t for t in targets if len(t.value) == 1), None)
+            if target is not None:
+                args["target"] = target.value[0]
+            self._amounts(args, clause, levels)
+        elif tool == "genre_shift":
+            if obj.kind == "genre":
+                args["genre"] = obj.value
+            bpm = self._take(clause, "bpm") or self._pop_number(numbers, *self.bpm_range)
+            if bpm:
+                args["bpm"] = bpm
+            self._amounts(args, clause, levels)
+        elif tool == "revoice":
+            if obj.kind == "voice":
+                args["voice"] = obj.value
+            if obj.kind == "stem" and tuple(obj.value) != ("vocals",):
+                return None
+            section = next((o for o in clause.objects if o.kind == "section" and o.op is None), None)
+            if section is not None:
+                args["section"] = section.value
+                clause.objects.remove(section)
+            self._amounts(args, clause, levels)
+        elif tool == "rearrange":
+            self._arrangement(args, obj, clause, numbers, reading, context)
+        elif tool == "tempo_pitch":
+            args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, levels))
+        elif tool == "history":
+            steps = self._take(clause, "steps") or self._take(clause, "times")
+            version = self._take(clause, "version")
+            number = self._pop_number(numbers, 0.0, 100.0)
+            if version is not None or (args["action"] == "goto" and number is not None):
+                args = {"action": "goto", "version": int(version if version is not None else number)}
+            elif args["action"] in ("undo", "redo") and (steps or number):
+                args["steps"] = int(steps or number)
+        elif tool == "describe":
+            return self._describe(" ".join(reading.tokens))
+        return {"tool": tool, "args": args}
+
+    def _amounts(self, args: dict[str, Any], clause: _Clause, levels: dict[str, float]) -> None:
+        """Amount (for set) or step (for more / less) from a percentage or the intensity."""
+        if args.get("change", "set") == "set":
+            percent = self._take(clause, "amount")
+            amount = percent / 100.0 if percent is not None else levels.get("amount")
+            if amount is not None:
+                args["amount"] = min(1.0, max(0.0, amount))
+        elif args.get("change") in ("more", "less") and levels.get("step") is not None:
+            args["step"] = levels["step"]
+
+    def _arrangement(self, args, obj, clause, numbers, reading, context) -> None:
+        if obj.kind == "section":
+            args["section"] = obj.value
+            times = self._take(clause, "times")
+            if args["action"] == "repeat" and "times" not in args and times:
+                args["times"] = int(times)
+            if args["action"] == "move" and "position" not in args and clause.positions:
+                args["position"] = clause.positions[0]
+        seconds = next((q.value for q in obj.quantities if q.unit == "seconds"), None)
+        if seconds:
+            args["seconds"] = abs(seconds)
+            analysis = context.analysis
+            if obj.kind == "length" and args["action"] == "shorten" and obj.op == "set" and analysis is not None:
+                args["action"] = "extend" if seconds > analysis.duration_s else "shorten"
+
+    def _tempo_pitch(self, obj, sign, clause, numbers, reading, levels) -> dict[str, float]:
+        """Tempo (bpm or tempo_pct) or pitch (semitones) from the quantities, numbers and intensity."""
+        out: dict[str, float] = {}
+        for q in obj.quantities:
+            if q.unit == "bpm":
+                out["bpm"] = abs(q.value)
+            elif q.unit == "multiplier" and q.value > 0:
+                out["tempo_pct"] = round((q.value - 1.0) * 100.0, 3)
+            elif q.unit == "percent":
+                out["tempo_pct"] = q.value if q.signed else sign * abs(q.value)
+            elif q.unit == "semitones":
+                out["semitones"] = out.get("semitones", 0.0) + (q.value if q.signed else sign * abs(q.value))
+        if out:
+            return out
+        if obj.kind == "tempo":
+            if numbers:
+                value, position = numbers[0][0].value, numbers[0][1]
+                after_by = position > 0 and reading.tokens[position - 1] in self.by_words
+                low, high = self.bpm_range
+                if not after_by and low <= value <= high:  # "slow it down to 80", "tempo 110"
+                    return {"bpm": self._pop_number(numbers)}
+                return {"tempo_pct": sign * abs(self._pop_number(numbers))}  # "slow down by 20"
+            return {"tempo_pct": sign * levels["tempo_pct"]}
+        number = self._pop_number(numbers, 0.0, 24.0)
+        return {"semitones": sign * abs(number) if number else sign * levels["semitones"]}
+
+    @staticmethod
+    def _take(clause: _Clause, unit: str) -> float | None:
+        """The clause's next quantity in ``unit`` (db, times, steps, version, amount, bpm), used up."""
+        values = clause.modifiers.get(unit)
+        return values.pop(0).value if values else None
+
+    @staticmethod
+    def _pop_number(numbers: list[tuple[Quantity, int]], low: float = 0.0, high: float = float("inf")) -> float | None:
+        """The clause's next bare number when its size is within [low, high], used up."""
+        if numbers and low <= abs(numbers[0][0].value) <= high:
+            return numbers.pop(0)[0].value
+        return None
+
+    # ------------------------------------------------------------------------------ context
+
+    def _from_context(self, clause: _Clause, previous: list[Call]) -> list[Call]:
+        """Calls for a clause that refers to the previous turn ("more", "put it back", "same for the drums")."""
+        edits = [call for call in previous if call.get("tool") not in ("history", "describe")]
+        if not edits:
+            return []
+        levels = self.levels[clause.intensity]
+        for op in clause.free_ops:
+            if op == "again":
+                return [{"tool": c["tool"], "args": dict(c.get("args", {}))} for c in edits]
+            if op == "restore":
+                return [self._inverse(edits)]
+            for call in reversed(edits):
+                if clause.context_kinds and self._kind_of(call) not in clause.context_kinds:
+                    continue
+                made = self._adjust(op, call, levels)
+                if made is not None:
+                    return [made]
+        if clause.objects:
+            return self._retarget(clause, edits[-1])
+        return []
+
+    def _inverse(self, edits: list[Call]) -> Call:
+        """The call that takes the last undoable edit back ("put it back", "bring them back")."""
+        for call in reversed(edits):
+            args = call.get("args", {})
+            entry = self.inverse.get(f"{call['tool']}.{args.get('action') or args.get('change') or 'set'}")
+            if entry is not None:
+                made = dict(entry["args"])
+                made.update({key: args[key] for key in entry.get("keep", []) if key in args})
+                return {"tool": entry["tool"], "args": made}
+        fallback = self.inverse["fallback"]
+        return {"tool": fallback["tool"], "args": dict(fallback["args"])}
+
+    def _adjust(self, op: str, call: Call, levels: dict[str, float]) -> Call | None:
+        """``op`` ("more", "less", "louder", "remove", ...) applied to a previous call, or None if it does not apply."""
+        tool, args = call["tool"], dict(call.get("args", {}))
+        kind = self._kind_of(call)
+        rule = self.rules.get(op, {}).get(kind) if kind else None
+        if rule is None:
+            return None
+        made_tool, made = rule["tool"], dict(rule.get("args", {}))
+        relative = rule.get("relative")
+        if kind == "stem":
+            if relative and args.get("action") not in ("louder", "quieter"):
+                return None
+            if relative == "same":
+                made["action"] = args["action"]
+            elif relative == "back":
+                made["action"] = "quieter" if args["action"] == "louder" else "louder"
+            made["stems"] = list(args.get("stems", []))
+            if made["action"] in ("louder", "quieter"):
+                db = levels.get("amount_db") or (self.levels["small"]["amount_db"] if relative == "back" else None)
+                if db:
+                    made["amount_db"] = db
+        elif kind in ("style", "genre", "voice"):
+            key = {"style": "style", "genre": "genre", "voice": "voice"}[kind]
+            made[key] = args.get(key)
+            if kind == "style" and args.get("target", "mix") != "mix":
+                made["target"] = args["target"]
+            if made.get("change") in ("more", "less") and levels.get("step") is not None:
+                made["step"] = levels["step"]
+        elif kind in ("tempo", "pitch"):
+            made = self._relative(args, kind, rule, relative, levels)
+        elif made_tool == "rearrange":
+            made = {"action": "restore"} if made.get("action") == "remove" or op == "remove" else made
+        return {"tool": made_tool, "args": made}
+
+    @staticmethod
+    def _kind_of(call: Call) -> str | None:
+        """The kind of object a previous call worked on."""
+        args = call.get("args", {})
+        pitch_only = args.get("semitones") is not None and args.get("tempo_pct") is None and args.get("bpm") is None
+        return {
+            "separate": "stem", "restyle": "style", "genre_shift": "genre", "revoice": "voice",
+            "tempo_pitch": "pitch" if pitch_only else "tempo",
+            "rearrange": "section" if args.get("section") else "arrangement",
+        }.get(call.get("tool"))
+
+    def _relative(self, args, kind, rule, relative, levels) -> dict[str, float]:
+        """A tempo or pitch change relative to the previous one: the same again, or half of it back."""
+        key = "semitones" if kind == "pitch" else "tempo_pct"
+        last = args.get(key)
+        scale = 0.5 if levels is self.levels["small"] else 1.0
+        if last is None or relative is None:
+            return {key: rule.get("sign", 1) * levels[key]}
+        if relative == "same":
+            value = last * scale
+        else:
+            value = -last / 2.0
+        if kind == "pitch":
+            value = (1 if value > 0 else -1) * max(1, round(abs(value)))
+        return {key: round(value, 3)}
+
+    def _retarget(self, clause: _Clause, last: Call) -> list[Call]:
+        """The previous call on other stems or sections ("same for the drums", "on the vocals instead")."""
+        stems = [s for o in clause.objects if o.kind == "stem" for s in o.value]
+        sections = [o.value for o in clause.objects if o.kind == "section"]
+        args = dict(last.get("args", {}))
+        if last["tool"] == "separate" and stems:
+            return [{"tool": "separate", "args": {**args, "stems": stems}}]
+        if last["tool"] in ("restyle",) and len(stems) == 1:
+            return [{"tool": "restyle", "args": {**args, "target": stems[0]}}]
+        if last["tool"] == "rearrange" and sections and args.get("section"):
+            return [{"tool": "rearrange", "args": {**args, "section": section}} for section in sections]
+        return []
+
+    # ------------------------------------------------------------------------------ the end
+
+    def _tidy(self, calls: list[Call]) -> list[Call]:
+        """Merge what belongs together, drop repeats, write whole numbers as integers."""
+        out: list[Call] = []
+        for call in calls:
+            args = {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "amount" else v) for k, v in call["args"].items() if v is not None}
+            call = {"tool": call["tool"], "args": args}
+            if call in out:
+                continue
+            tempo = next((c for c in out if c["tool"] == "tempo_pitch" == call["tool"] and not set(c["args"]) & set(args)), None)
+            if tempo is not None and not ({"bpm", "tempo_pct"} <= set(tempo["args"]) | set(args)):
+                tempo["args"].update(args)
+                continue
+            same = next(
+                (c for c in out if c["tool"] == "separate" == call["tool"]
+                 and c["args"].get("action") == args.get("action") and c["args"].get("amount_db") == args.get("amount_db")),
+                None,
+            )
+            if same is not None:
+                same["args"]["stems"] = list(dict.fromkeys([*same["args"]["stems"], *args.get("stems", [])]))
+                continue
+            out.append(call)
+        return out
+
+    @staticmethod
+    def _valid(calls: list[Call], notes: list[str]) -> list[Call]:
+        """Only the calls their tools' args models accept; each rejection is noted."""
+        kept = []
+        for call in calls:
+            problem = validate_call(call)
+            if problem is None:
+                kept.append(call)
+            else:
+                notes.append(f"dropped an invalid call: {problem}")
+        return kept
