@@ -54,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("requests", nargs="*", metavar="REQUEST", help="requests in plain words, applied turn by turn")
     render.add_argument("--save-spec", type=Path, metavar="SPEC.json", help="also write the spec that was rendered")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    plan = commands.add_parser(
+        "plan",
+        help="turn a request in words into tool calls (JSON), without rendering",
+        description="Plan a request: print the tool calls and the reply as JSON. With an LLM configured "
+        "(REMIX_LLM_MODEL and OPENAI_API_KEY or OPENAI_BASE_URL) the LLM planner answers, else the offline one.",
+    )
+    plan.add_argument("request", nargs="*", metavar="REQUEST", help="the request in words")
+    plan.add_argument("--context", metavar="JSON", help="the previous turn's calls, a JSON list (what 'more' or 'undo that' refer to)")
+    plan.add_argument(
+        "--batch", type=Path, metavar="FILE.jsonl", help='one {"request": ..., "context": [...]} per line; one result per line'
+    )
+    plan.add_argument("--voice", type=Path, metavar="NOTE.wav", help="transcribe a voice note first (not available yet)")
     return parser
 
 
@@ -203,6 +216,89 @@ def _cmd_separate(args) -> int:
     return 0
 
 
+def _context_calls(text: str, where: str) -> list[dict]:
+    """The previous turn's calls from JSON: a list of calls, or ``{"calls": [...]}`` as ``remix plan`` prints."""
+    from tools.calls import ToolCall
+    from tools.errors import ParameterError
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ParameterError(f"{where}: not valid JSON ({error})") from None
+    if isinstance(data, dict) and "calls" in data:
+        data = data["calls"]
+    if not isinstance(data, list) or not all(isinstance(call, dict) for call in data):
+        raise ParameterError(f"{where}: expected a JSON list of tool calls like [{{\"tool\": ..., \"args\": {{...}}}}]")
+    try:
+        return [ToolCall.model_validate(call).model_dump() for call in data]
+    except ValueError:
+        raise ParameterError(f"{where}: each call needs a 'tool' name and an 'args' object") from None
+
+
+def _batch_requests(path: Path) -> list[tuple[str, list[dict]]]:
+    """(request, context) for each non-empty line of a batch file, every line checked before any is planned."""
+    from tools.errors import ParameterError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ParameterError(f"{path.name}: no such batch file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParameterError(f"{path.name}: cannot read it ({error})") from None
+    requests = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ParameterError(f"{where}: not valid JSON ({error})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("request"), str):
+            raise ParameterError(f'{where}: expected {{"request": "...", "context": [...]}}')
+        requests.append((item["request"], _context_calls(json.dumps(item.get("context") or []), where)))
+    return requests
+
+
+def _planner(settings):
+    """plan(message, context) -> PlanResult: the LLM planner when one is configured and installed, else the offline one."""
+    if settings.llm_configured:
+        try:
+            from assistant.agent import plan_with_agent
+        except ModuleNotFoundError as error:
+            if error.name != "assistant.agent":
+                raise
+            print("remix plan: the LLM planner is not in this version; using the offline planner", file=sys.stderr)
+        else:
+            return lambda message, context: plan_with_agent(message, context, settings)
+    from assistant.offline import OfflinePlanner
+
+    return OfflinePlanner(settings).plan
+
+
+def _cmd_plan(args) -> int:
+    from assistant.planner import PlanContext
+    from tools.errors import BackendUnavailable, ParameterError
+    from tools.settings import get_settings
+
+    if args.voice is not None:
+        raise BackendUnavailable(f"--voice {args.voice.name}: voice notes are not available yet; type the request instead")
+    request = " ".join(args.request).strip()
+    if args.batch is not None and (request or args.context):
+        raise ParameterError("give a request (with --context) or --batch FILE.jsonl, not both")
+    if args.batch is None and not request:
+        raise ParameterError('give a request in words, e.g. remix plan "make it lo-fi", or --batch FILE.jsonl')
+    if args.batch is not None:
+        requests = _batch_requests(args.batch)
+    else:
+        requests = [(request, _context_calls(args.context, "--context") if args.context else [])]
+    plan = _planner(get_settings())
+    for message, calls in requests:
+        result = plan(message, PlanContext(previous_calls=tuple(calls)))
+        print(json.dumps(result.to_json()), flush=True)
+    return 0
+
+
 def _cmd_studio(args) -> int:
     from ui.studio import launch
 
@@ -216,6 +312,7 @@ COMMANDS = {
     "analyze": _cmd_analyze,
     "separate": _cmd_separate,
     "render": _cmd_render,
+    "plan": _cmd_plan,
 }
 
 
