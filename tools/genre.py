@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 # Bump when the genre render's sound changes (here or in the grooves): it is part of the cache key.
-GENRE_VERSION = 3
+GENRE_VERSION = 4
 DEFAULT_STEP = 0.2
 GROOVE_LEVEL_DB = -3.0  # the groove's level against the song's, at amount 1
 

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # Bump when a preset's sound changes: it is part of the render cache key.
-STYLES_VERSION = 4
+STYLES_VERSION = 5
 DEFAULT_AMOUNT = 0.5
 DEFAULT_STEP = 0.2
 
@@ -544,7 +544,7 @@ def end_like(before: np.ndarray, after: np.ndarray, sr: int, fade_s: float = 1.5
     level = max(fx.rms(before), 1e-9)
     end_before = float(np.sqrt(np.mean(before[:, -tail:] ** 2)))
     end_after = float(np.sqrt(np.mean(after[:, -tail:] ** 2)))
-    if end_before > 0.05 * level or end_after < 4.0 * end_before + 1e-6:
+    if end_before > 0.15 * level or end_after < 2.5 * end_before + 1e-6:
         return after
     length = min(after.shape[1] // 4, int(fade_s * sr))
     out = np.array(after, dtype=np.float32)
