@@ -93,6 +93,7 @@ class Reading:
         request: it opens like a polite request ("can you ...", "how about ...").
         question_mark: it ends with "?".
         topics: what a question would be about (key, tempo, sections, length, changes, ...).
+        read: indices of the tokens that mean something here (in a span, or a verb's particle).
     """
 
     text: str
@@ -103,6 +104,7 @@ class Reading:
     request: bool
     question_mark: bool
     topics: frozenset[str]
+    read: frozenset[int]
 
     def of_kind(self, *kinds: str) -> list[Span]:
         return [span for span in self.spans if span.kind in kinds]
@@ -144,6 +146,7 @@ class Lexicon:
         self.articles = set(numbers["articles"])
         self.and_a_half = [self._key(p) for p in numbers["and_a_half"]]
         self.half_of = [self._key(p) for p in numbers["half_of"]]
+        self.fractions: dict[str, float] = numbers["fractions"]
         self.minus_words, self.plus_words = set(numbers["minus"]), set(numbers["plus"])
         self.units = sorted(
             ((self._key(p), u["unit"], float(u["per"])) for u in self.words["units"] for p in u["phrases"]),
@@ -224,6 +227,11 @@ class Lexicon:
             self._add(phrase, "boundary", True)
         for phrase in words["clauses"]["target_prepositions"]:
             self._add(phrase, "target_prep", True)
+        keys = words["keys"]
+        for note, pitch_class in keys["notes"].items():
+            for phrasing in keys["phrasings"]:
+                if note not in keys["words"] or phrasing.startswith(("key", "the key")):
+                    self._add(phrasing.format(note=note), "note", pitch_class)
 
     def _add_names(self, presets, style_aliases, genres, genre_aliases) -> None:
         ignore = self.names["ignore"]
@@ -251,7 +259,7 @@ class Lexicon:
 
     def _vocabulary(self) -> frozenset[str]:
         words: set[str] = {token for key in self.phrases for token in key}
-        words |= set(self.number_words) | set(self.scales) | {t for key, _, _ in self.units for t in key}
+        words |= set(self.number_words) | set(self.scales) | set(self.fractions) | {t for key, _, _ in self.units for t in key}
         words |= set(self.phrasal) | {p for particles in self.phrasal.values() for p in particles}
         words |= {t for key in self.ask_openers + self.request_openers for t in key}
         words |= {t for keys in self.topics.values() for key in keys for t in key}
@@ -314,7 +322,7 @@ class Lexicon:
     def read(self, text: str) -> Reading:
         """The full reading of a request: tokens, corrections, spans, question cues, topics."""
         tokens, corrections = self.correct(self.tokenize(text))
-        spans = self._phrasal(tokens, self._tag(tokens))
+        spans, particles = self._phrasal(tokens, self._tag(tokens))
         start = 0
         while start < len(tokens) and tokens[start] in self.interjections:
             start += 1
@@ -332,6 +340,7 @@ class Lexicon:
             request=request > 0 and request >= ask,
             question_mark=text.strip().endswith("?"),
             topics=topics,
+            read=frozenset(i for span in spans for i in range(span.start, span.end)) | particles,
         )
 
     @staticmethod
@@ -363,8 +372,11 @@ class Lexicon:
                 chosen.append(span)
         return sorted(chosen, key=lambda s: s.start)
 
-    def _phrasal(self, tokens: list[str], spans: list[Span]) -> list[Span]:
-        """Join verbs to their particles ("turn the bass down" -> reduce), see ``ops.toml`` [phrasal]."""
+    def _phrasal(self, tokens: list[str], spans: list[Span]) -> tuple[list[Span], frozenset[int]]:
+        """Join verbs to their particles ("turn the bass down" -> reduce), see ``ops.toml`` [phrasal].
+
+        Returns the spans and the indices of the particles joined to their verbs.
+        """
         by_start = {span.start: span for span in spans}
         dropped: set[int] = set()
         joined: dict[int, Span] = {}
@@ -383,7 +395,7 @@ class Lexicon:
                     break
         out = [joined.pop(span.start, span) for span in spans if span.start not in dropped]
         out.extend(joined.values())  # verbs that were in no span ("take ... out")
-        return sorted(out, key=lambda s: s.start)
+        return sorted(out, key=lambda s: s.start), frozenset(dropped)
 
     def _quantity_at(self, tokens: list[str], i: int) -> tuple[Quantity, int] | None:
         """A number at token ``i`` with its sign, "and a half" and unit, and the index after it."""
@@ -412,6 +424,8 @@ class Lexicon:
             else:
                 return None
         value, j = found
+        if j < n and tokens[j] in self.fractions and not needs_unit:  # "three quarters"
+            value, j = value * self.fractions[tokens[j]], j + 1
         half = self._half_length(tokens, j)  # "two and a half minutes"
         value, j = value + (0.5 if half else 0.0), j + half
         for key, unit, per in self.units:

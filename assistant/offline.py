@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -117,7 +117,9 @@ class _Clause:
     modifiers: dict[str, list[Quantity]] = field(default_factory=dict)  # db, times, steps, version, percent, bpm
     positions: list[str] = field(default_factory=list)
     same: bool = False
+    instead: bool = False
     strong: bool = False
+    needs_song: bool = False  # asks for a change relative to the song's own key or tempo, which the context lacks
     context_kinds: set[str] = field(default_factory=set)  # what a free operation may adjust (empty: anything)
 
     def has(self, *kinds: str) -> bool:
@@ -190,7 +192,7 @@ class OfflinePlanner:
         for clause in clauses:
             found = self._frames(clause, reading, context)
             if not found and (clause.free_ops or clause.same or clause.objects):
-                wanted_context = wanted_context or bool(clause.free_ops or clause.same)
+                wanted_context = wanted_context or any(self.op_rank[op] > 0 for op in clause.free_ops) or clause.same
                 found = self._from_context(clause, previous)
             calls += found
             if not found:
@@ -200,7 +202,10 @@ class OfflinePlanner:
             calls = [call for call in calls if call["tool"] in ("describe", "history")]
             if not calls and reading.topics & _ANSWERABLE:
                 calls = [self._describe(message)]
-        reason = "no_context" if wanted_context and not previous else None
+        # "more" or "tone it down" with no earlier turn: say so, rather than guess.
+        reason = "no_context" if wanted_context and not previous and self._all_read(reading) else None
+        if any(clause.needs_song for clause in clauses):
+            reason = "needs_song"
         if calls and unplaced and len(clauses) > 1:
             for clause in unplaced:
                 calls += self._classified(self._clause_text(clause, reading), reading, clause, notes, whole=False)
@@ -209,6 +214,13 @@ class OfflinePlanner:
         calls = self._valid(self._tidy(calls), notes)
         reply = reply_for(calls, context) if calls else reply_without_calls(reason or "unclear")
         return PlanResult(tuple(calls), reply, self.name, tuple(notes))
+
+    def _all_read(self, reading: Reading) -> bool:
+        """Every word of the request is part of some span (or an interjection, or "please")."""
+        return all(
+            i in reading.read or token in self.lexicon.interjections or token in ("please", "pls") or not token.isalnum()
+            for i, token in enumerate(reading.tokens)
+        )
 
     def _describe(self, message: str) -> Call:
         return {"tool": "describe", "args": {"question": message.strip()[:500]}}
@@ -219,10 +231,10 @@ class OfflinePlanner:
         if match is None:
             return [], "unclear"
         model = self.classifier()
-        if match.score < model.threshold:
-            return [], "unclear"
         if match.intent.call is None:
-            return [], match.intent.name
+            return [], match.intent.name if match.score >= model.threshold else "unclear"
+        if match.score < model.edit_threshold:
+            return [], "unclear"
         clause = self._read_clause(list(reading.spans), reading)
         return self._from_intent(match, message, clause), None
 
@@ -241,6 +253,9 @@ class OfflinePlanner:
         levels = self.levels[clause.intensity]
         if call["tool"] in ("restyle", "revoice") and levels.get("amount") is not None:
             call["args"].setdefault("amount", levels["amount"])
+        stems = [s for o in clause.objects if o.kind == "stem" for s in o.value]
+        if call["tool"] == "separate" and stems:  # the stems the message names win over the example's
+            call["args"]["stems"] = list(dict.fromkeys(stems))
         return [call]
 
     @staticmethod
@@ -360,8 +375,11 @@ class OfflinePlanner:
                 clause.numbers.append((span.value, span.start))
             elif span.kind == "intensity" and clause.intensity == "normal":
                 clause.intensity = span.value
+            elif span.kind == "note":  # "transpose to the key of C"
+                implied_object("pitch", span.start).quantities.append(Quantity(span.value, "note"))
             elif span.kind in ("same", "instead"):
                 clause.same = True
+                clause.instead = clause.instead or span.kind == "instead"
         self._attach(clause, spans, implied_object)
         return clause
 
@@ -398,6 +416,10 @@ class OfflinePlanner:
                 clause.free_ops.append(op)
             elif (rank, -abs(target.position - span.start)) > (target.rank, -target.distance):
                 target.op, target.rank, target.distance = op, rank, abs(target.position - span.start)
+        db = clause.modifiers.get("db")
+        for obj in clause.objects:
+            if db and obj.kind == "stem" and obj.op is None:  # "vocals at -6 dB"
+                obj.op, obj.rank = ("quieter" if db[0].value < 0 else "louder"), 1
         fade, length = (next((o for o in clause.objects if o.kind == k), None) for k in ("fade", "length"))
         if fade is not None and length is not None and length.op is None:  # "a 10 second fade out"
             fade.quantities += length.quantities
@@ -424,14 +446,14 @@ class OfflinePlanner:
                 continue  # "what's the bpm" names the tempo but asks nothing of it
             op = obj.op if obj.op is not None else self.default_ops.get(obj.kind)
             rule = self.rules.get(op, {}).get(obj.kind) if op else None
-            if rule is None:
+            if rule is None or (rule.get("needs_number") and not obj.quantities and not numbers):
                 continue
             if obj.value is None and obj.kind in ("style", "voice") and obj.op is not None:
                 clause.free_ops.append(obj.op)  # "get rid of that effect": the previous turn's
                 clause.context_kinds.add(obj.kind)
                 continue
             call = self._fill(rule, obj, clause, numbers, targets, reading, context)
-            if call is not None:
+            if call is not None and not clause.needs_song:
                 calls.append(call)
                 clause.strong = clause.strong or self._is_strong(obj)
         return calls
@@ -492,13 +514,15 @@ class OfflinePlanner:
         elif tool == "rearrange":
             self._arrangement(args, obj, clause, numbers, reading, context)
         elif tool == "tempo_pitch":
-            args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, levels))
+            args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, levels, context))
         elif tool == "history":
             steps = self._take(clause, "steps") or self._take(clause, "times")
             version = self._take(clause, "version")
             number = self._pop_number(numbers, 0.0, 100.0)
             if version is not None or (args["action"] == "goto" and number is not None):
                 args = {"action": "goto", "version": int(version if version is not None else number)}
+            elif args["action"] == "goto":  # "take it back to how it was": no version named
+                args = {"action": "undo"}
             elif args["action"] in ("undo", "redo") and (steps or number):
                 args["steps"] = int(steps or number)
         elif tool == "describe":
@@ -530,12 +554,28 @@ class OfflinePlanner:
             if obj.kind == "length" and args["action"] == "shorten" and obj.op == "set" and analysis is not None:
                 args["action"] = "extend" if seconds > analysis.duration_s else "shorten"
 
-    def _tempo_pitch(self, obj, sign, clause, numbers, reading, levels) -> dict[str, float]:
-        """Tempo (bpm or tempo_pct) or pitch (semitones) from the quantities, numbers and intensity."""
+    def _tempo_pitch(self, obj, sign, clause, numbers, reading, levels, context: PlanContext) -> dict[str, float]:
+        """Tempo (bpm or tempo_pct) or pitch (semitones) from the quantities, numbers and intensity.
+
+        A bpm below the tempo range with a direction ("10 bpm faster") and a key ("to the key
+        of C") are read against the song's analysis; without one they give nothing.
+        """
         out: dict[str, float] = {}
         for q in obj.quantities:
-            if q.unit == "bpm":
+            if q.unit == "bpm" and obj.op not in (None, "set") and abs(q.value) < self.bpm_range[0]:
+                current = self._current_bpm(context)
+                if current is None:
+                    clause.needs_song = True
+                    return {}
+                out["bpm"] = round(current + sign * abs(q.value), 2)
+            elif q.unit == "bpm":
                 out["bpm"] = abs(q.value)
+            elif q.unit == "note":
+                key = self._current_key(context)
+                if key is None:
+                    clause.needs_song = True
+                    return {}
+                out["semitones"] = float((int(q.value) - key + 6) % 12 - 6)
             elif q.unit == "multiplier" and q.value > 0:
                 out["tempo_pct"] = round((q.value - 1.0) * 100.0, 3)
             elif q.unit == "percent":
@@ -555,6 +595,25 @@ class OfflinePlanner:
             return {"tempo_pct": sign * levels["tempo_pct"]}
         number = self._pop_number(numbers, 0.0, 24.0)
         return {"semitones": sign * abs(number) if number else sign * levels["semitones"]}
+
+    @staticmethod
+    def _current_bpm(context: PlanContext) -> float | None:
+        """The remix's tempo now: the spec's target, else the song's tempo times the spec's ratio."""
+        spec, analysis = context.spec, context.analysis
+        if spec is not None and spec.tempo.bpm is not None:
+            return spec.tempo.bpm
+        if analysis is None or not analysis.tempo:
+            return None
+        return analysis.tempo * (spec.tempo.ratio if spec is not None else 1.0)
+
+    @staticmethod
+    def _current_key(context: PlanContext) -> int | None:
+        """The pitch class the remix is in now: the song's key moved by the spec's pitch shift."""
+        if context.analysis is None:
+            return None
+        names = get_args(type(context.analysis).model_fields["key"].annotation)  # "C" ... "B", from the Analysis model
+        shift = context.spec.pitch.semitones if context.spec is not None else 0.0
+        return (names.index(context.analysis.key) + int(round(shift))) % 12
 
     @staticmethod
     def _take(clause: _Clause, unit: str) -> float | None:
@@ -670,7 +729,10 @@ class OfflinePlanner:
         sections = [o.value for o in clause.objects if o.kind == "section"]
         args = dict(last.get("args", {}))
         if last["tool"] == "separate" and stems:
-            return [{"tool": "separate", "args": {**args, "stems": stems}}]
+            again = {"tool": "separate", "args": {**args, "stems": stems}}
+            if clause.instead and args.get("action") in ("remove", "isolate", "louder", "quieter"):
+                return [{"tool": "separate", "args": {"action": "restore", "stems": list(args.get("stems", []))}}, again]
+            return [again]
         if last["tool"] in ("restyle",) and len(stems) == 1:
             return [{"tool": "restyle", "args": {**args, "target": stems[0]}}]
         if last["tool"] == "rearrange" and sections and args.get("section"):

@@ -121,7 +121,7 @@ def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
 
     words, fields = _texts()["words"], {}
     stems = args.get("stems") or []
-    fields["stems"] = _join(list(stems)) if stems else words["all_stems"]
+    fields["stems"] = _join([words["stem_names"].get(s, s) for s in stems]) if stems else words["all_stems"]
     fields["db"] = f"{_num(args['amount_db'])} dB" if args.get("amount_db") else words["default_db"]
     amount = args.get("amount")
     fields["amount"] = (
@@ -134,13 +134,17 @@ def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
     fields["style"] = PRESETS[style].title if style in PRESETS else str(style or "")
     genre = args.get("genre")
     fields["genre"] = GENRES[genre].title if genre in GENRES else str(genre or "the genre")
-    fields["bpm"] = f" at {_num(args['bpm'])} bpm" if tool == "genre_shift" and args.get("bpm") else _num(args.get("bpm") or 0)
+    fields["bpm"] = _num(args.get("bpm") or 0)
+    fields["genre_bpm"] = f" at {fields['bpm']} bpm" if args.get("bpm") else ""
     voice = str(args.get("voice") or "")
     voices = _texts()["voices"]
     fields["voice"] = voices.get(voice, voices["other"].format(voice=voice))
     fields["voice_name"] = voice.replace("_", " ") or "the voice effect"
     section = args.get("section")
-    fields["section"] = (words["in_section"].format(section=section) if tool == "revoice" and section else section or words["sections"])
+    if tool == "revoice":
+        fields["section"] = words["in_section"].format(section=section) if section else ""
+    else:
+        fields["section"] = section or words["sections"]
     times = args.get("times") or 2
     fields["times"] = words["once"] if times == 1 else words["twice"] if times == 2 else words["times"].format(n=times)
     position = str(args.get("position") or "")
