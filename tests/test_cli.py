@@ -75,7 +75,7 @@ def test_analyze_prints_the_promised_fields(song, capsys):
         (["render", "{song}", "--spec", "{missing_spec}", "-o", "{out}"], "no such spec file"),
         (["render", "{song}", "--calls", "{bad_calls}", "-o", "{out}"], "tempo_pitch arguments"),
         (["render", "{song}", "--calls", "{planned_calls}", "-o", "{out}"], "not available in this version"),
-        (["render", "{song}", "-o", "{out}", "make it lo-fi"], "need the planner"),
+        (["render", "{song}", "--spec", "{spec}", "-o", "{out}", "make it lo-fi"], "not several"),
         (["render", "{song}", "--spec", "{spec}", "-o", "{bad_out}"], "supported"),
         (["render", "{text}", "--spec", "{spec}", "-o", "{out}"], "notes.wav"),
         (["analyze", "{missing}"], "nothing.wav"),
@@ -146,3 +146,28 @@ def test_separate_with_demucs_but_no_weights_says_where_to_put_them(song, tmp_pa
     code, out, err = run_cli(capsys, "separate", str(song), "-o", str(tmp_path / "stems"), "--backend", "demucs")
     assert code == 2
     assert "htdemucs.th" in err and "Traceback" not in err
+
+
+def test_render_from_requests_in_words(song, tmp_path, capsys, monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    spec_path = tmp_path / "spec.json"
+    code, out, err = run_cli(
+        capsys, "render", str(song), "-o", str(tmp_path / "lofi.wav"), "make it lo-fi", "a bit more", "--save-spec", str(spec_path)
+    )
+    assert code == 0, err
+    spec = json.loads(spec_path.read_text())
+    assert spec["styles"]["lofi"]["amount"] > 0.5  # set, then a step more
+    assert "make it lo-fi" in err and json.loads(out)["stages"]["styles"] == "computed"
+
+
+def test_chat_in_the_terminal(song, tmp_path, capsys, monkeypatch):
+    import io
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("make it 10% faster\nundo that\nwhat key is it in?\n"))
+    code, out, err = run_cli(capsys, "chat", str(song), "-o", str(tmp_path / "versions"))
+    assert code == 0, err
+    assert "tempo_pitch" in out and "history" in out
+    assert (tmp_path / "versions" / "v1.wav").exists() and (tmp_path / "versions" / "v0.wav").exists()

@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=Path, metavar="FILE.jsonl", help='one {"request": ..., "context": [...]} per line; one result per line'
     )
     plan.add_argument("--voice", type=Path, metavar="NOTE.wav", help="transcribe a voice note first (not available yet)")
+
+    chat = commands.add_parser(
+        "chat",
+        help="talk about SONG in the terminal; each version's audio is written to a folder",
+        description="The conversation in the terminal: type requests, read the replies; each version is written as "
+        "a wav file (nothing is played). 'versions' lists them, 'quit' leaves.",
+    )
+    chat.add_argument("song", type=Path, metavar="SONG")
+    chat.add_argument("-o", "--output", type=Path, metavar="DIR", help="where to write the versions (default: the data folder)")
     return parser
 
 
@@ -118,7 +127,7 @@ def _read_spec(path: Path):
 def _cmd_render(args) -> int:
     from tools.audio import save
     from tools.calls import apply_calls, read_calls
-    from tools.errors import BackendUnavailable, ParameterError
+    from tools.errors import ParameterError
     from tools.loudness import integrated_lufs, true_peak_dbfs
     from tools.render import Renderer, Source
     from tools.spec import RemixSpec
@@ -139,13 +148,17 @@ def _cmd_render(args) -> int:
 
         spec = apply_calls(calls, analysis=analysis)
     elif args.requests:
-        raise BackendUnavailable(
-            "requests in plain words need the planner, which is not in this version; "
-            "give tool calls with --calls or a spec with --spec"
-        )
+        from assistant.session import Session
+
+        source = Source.from_path(args.song, settings)
+        session = Session(source, settings)
+        for request in args.requests:
+            turn = session.turn(request, render=False)
+            print(f"remix render: {request!r}: {turn.reply}", file=sys.stderr)
+        spec = session.spec
     else:
         spec = RemixSpec()
-    if not args.calls:
+    if not (args.calls or args.requests):
         source = Source.from_path(args.song, settings)
     renderer = Renderer(settings)
     bar = _progress_bar(args.quiet, 7, "rendering", "stage")
@@ -299,6 +312,12 @@ def _cmd_plan(args) -> int:
     return 0
 
 
+def _cmd_chat(args) -> int:
+    from ui.chat import run_chat
+
+    return run_chat(args.song, args.output, _settings())
+
+
 def _cmd_studio(args) -> int:
     from ui.studio import launch
 
@@ -308,6 +327,7 @@ def _cmd_studio(args) -> int:
 
 COMMANDS = {
     "studio": _cmd_studio,
+    "chat": _cmd_chat,
     "demo": _cmd_demo,
     "analyze": _cmd_analyze,
     "separate": _cmd_separate,
