@@ -117,6 +117,7 @@ class _Clause:
     modifiers: dict[str, list[Quantity]] = field(default_factory=dict)  # db, times, steps, version, percent, bpm
     positions: list[str] = field(default_factory=list)
     same: bool = False
+    ref: bool = False  # points at something ("it", "that", "them")
     instead: bool = False
     strong: bool = False
     needs_song: bool = False  # asks for a change relative to the song's own key or tempo, which the context lacks
@@ -145,6 +146,7 @@ class OfflinePlanner:
         self.bpm_range: tuple[float, float] = tuple(bare["bpm_range"])
         self.op_object = {op: entry["object"] for op, entry in self.lexicon.ops["ops"].items()}
         self.op_rank = {op: entry.get("rank", 1) for op, entry in self.lexicon.ops["ops"].items()}
+        self.op_needs_ref = {op for op, entry in self.lexicon.ops["ops"].items() if entry.get("needs_ref")}
         self.guard = [re.compile(p, re.IGNORECASE) for p in load_toml("guard.toml")["patterns"]]
         self._classifier: IntentClassifier | None = None
         self._classifier_error: str | None = None
@@ -373,6 +375,8 @@ class OfflinePlanner:
                     clause.modifiers.setdefault(unit, []).append(span.value)
             elif span.kind == "number":
                 clause.numbers.append((span.value, span.start))
+            elif span.kind == "ref":
+                clause.ref = True
             elif span.kind == "intensity" and clause.intensity == "normal":
                 clause.intensity = span.value
             elif span.kind == "note":  # "transpose to the key of C"
@@ -637,6 +641,8 @@ class OfflinePlanner:
             return []
         levels = self.levels[clause.intensity]
         for op in clause.free_ops:
+            if op in self.op_needs_ref and not (clause.ref or clause.context_kinds):
+                continue
             if op == "again":
                 return [{"tool": c["tool"], "args": dict(c.get("args", {}))} for c in edits]
             if op == "restore":
