@@ -11,7 +11,6 @@ refused connection, and the system prompt the server receives.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import json
 import socket
@@ -35,10 +34,6 @@ from tools.calls import TOOLS
 from tools.errors import ParameterError
 from tools.settings import Settings
 from tools.spec import RemixSpec
-
-
-def _offline_available() -> bool:
-    return importlib.util.find_spec("assistant.offline") is not None
 
 
 def restyled(style: str, **args: Any) -> dict[str, Any]:
@@ -438,12 +433,8 @@ def test_http_system_prompt_holds_the_analysis(server, http_settings):
 
 
 def _assert_fell_back(result, reason: str) -> None:
-    if _offline_available():
-        assert result.planner == "offline"
-        assert result.notes[0] == f"the language model did not answer ({reason}); used the offline planner"
-    else:
-        assert result.calls == () and "unavailable" in result.reply
-        assert result.notes == (f"the language model did not answer ({reason}); no offline planner is installed",)
+    assert result.planner == "offline"
+    assert result.notes[0] == f"the language model did not answer ({reason}); used the offline planner"
 
 
 @pytest.mark.slow

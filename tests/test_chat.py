@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -34,3 +35,70 @@ def test_a_conversation_in_the_terminal(song, tmp_path):
     assert "no section 'verse 9'" in text
     assert "ok: higher" not in text  # quit ends the conversation
     assert load(out / "v2.wav").duration_s == pytest.approx(6.0 / 0.8, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def demo_song(tmp_path_factory):
+    from tools.demo import write_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo(folder)
+    return folder / "mix.wav"
+
+
+@pytest.mark.slow
+def test_the_offline_planner_end_to_end_on_the_demo_song(demo_song, tmp_path):
+    out = tmp_path / "versions"
+    stdin = io.StringIO("take the vocals out\nmake it lo-fi\neven more\nundo that\nskip the intro\nwhat key is it in?\n")
+    stdout = io.StringIO()
+    settings = Settings(data_dir=tmp_path / "data", separator="dsp")
+    assert run_chat(demo_song, out, settings, stdin=stdin, stdout=stdout) == 0
+    text = stdout.getvalue()
+    calls = [json.loads(line.strip().split(" ", 1)[1]) | {"tool": line.strip().split(" ", 1)[0]}
+             for line in text.splitlines() if line.startswith("  ") and "{" in line and not line.startswith("  v")]  # fmt: skip
+    assert {"tool": "separate", "action": "remove", "stems": ["vocals"]} in calls
+    assert [c.get("change") for c in calls if c["tool"] == "restyle" and c["style"] == "lofi"] == ["set", "more"]
+    assert {"tool": "history", "action": "undo"} in calls
+    assert {"tool": "rearrange", "action": "remove", "section": "intro"} in calls
+    replies = [line for line in text.splitlines() if line.startswith("remix> ")]
+    assert "A minor" in replies[-1]  # the question answered from the analysis
+    versions = sorted(p.name for p in out.glob("v*.wav"))
+    assert versions == ["v1.wav", "v2.wav", "v3.wav", "v4.wav"]  # undo went back to v2; nothing lost
+    assert load(out / "v4.wav").duration_s < 97.5 - 5.0  # the intro is gone
+
+
+@pytest.mark.slow
+def test_the_llm_planner_end_to_end_on_the_demo_song(demo_song, tmp_path):
+    from test_agent import _server_app  # the scripted OpenAI-compatible server
+    import threading
+    import time
+
+    import uvicorn
+
+    from assistant.agent import AgentPlanner
+
+    requests: list = []
+    server = uvicorn.Server(uvicorn.Config(_server_app(requests), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data", separator="dsp", generator="dsp",
+            openai_base_url=f"http://127.0.0.1:{port}/v1", llm_model="fake", openai_api_key="test", llm_timeout_s=5.0,
+        )  # fmt: skip
+        stdout = io.StringIO()
+        code = run_chat(demo_song, tmp_path / "v", settings, stdin=io.StringIO("karaoke house\nhello\n"), stdout=stdout,
+                        planner=AgentPlanner(settings))  # fmt: skip
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+    text = stdout.getvalue()
+    assert code == 0
+    assert "remix> Vocals out, and it is house at 124 now." in text
+    assert 'genre_shift {"genre": "house", "bpm": 124' in text and 'separate {"action": "remove"' in text
+    assert "remix> Hi! Tell me how you would like this song to sound." in text
+    assert "intro" in requests[0]["messages"][0]["content"]  # the song's sections went to the model
+    assert (tmp_path / "v" / "v2.wav").exists()
