@@ -8,7 +8,8 @@ sentence-transformers on the CPU, local files only, once per process. Nothing is
 
 The classifier embeds a bank of labelled example requests (``lexicon/intents.toml``: each
 intent has examples and, for an edit, the call it stands for) and labels a message by its
-nearest example (cosine similarity of normalised embeddings). The bank's embeddings are
+nearest example (cosine similarity of normalised embeddings; examples and messages alike are
+embedded without carrier openings such as "make it sound like"). The bank's embeddings are
 computed once and cached beside the model, keyed by a hash of the bank file and of the model,
 so a later process only embeds the message. A message is embedded on one CPU thread: a
 dozen tokens gain nothing from more, and on a busy machine torch's spinning worker threads
@@ -40,6 +41,7 @@ __all__ = ["MODEL_FOLDER", "Intent", "IntentMatch", "IntentClassifier", "model_z
 MODEL_FOLDER = "all-minilm-l6-v2"
 _PACKAGE = "all_minilm_l6_v2"  # its __init__ prints on import, so only its files are read
 _BANK = Path(__file__).resolve().parent / "lexicon" / "intents.toml"
+_CONTENT_VERSION = 1  # bump when what is embedded of an example changes: part of the bank cache key
 
 
 def model_zip() -> Path:
@@ -116,6 +118,7 @@ class IntentClassifier:
         self.models_path = Path(models_path)
         raw = bank_path.read_bytes()
         bank = tomllib.loads(raw.decode())
+        self.carriers = sorted((c.lower() for c in bank["carriers"]), key=len, reverse=True)
         self.threshold: float = bank["threshold"]
         self.edit_threshold: float = bank["edit_threshold"]
         self.clause_threshold: float = bank["clause_threshold"]
@@ -125,7 +128,8 @@ class IntentClassifier:
         self._texts = [text for intent in self.intents for text in intent.examples]
         self._owner = np.array([i for i, intent in enumerate(self.intents) for _ in intent.examples])
         weights = model_zip()
-        self._digest = hashlib.sha256(raw + f"{weights.name}:{weights.stat().st_size}".encode()).hexdigest()[:16]
+        version = f"{weights.name}:{weights.stat().st_size}:{_CONTENT_VERSION}"
+        self._digest = hashlib.sha256(raw + version.encode()).hexdigest()[:16]
         self._model = None
         self._bank: np.ndarray | None = None
 
@@ -141,7 +145,7 @@ class IntentClassifier:
             if bank.shape[0] == len(self._texts):
                 self._bank = bank
                 return
-        self._bank = self._embed(self._texts)
+        self._bank = self._embed([self._content(text) for text in self._texts])
         with atomic_path(cache, suffix=".npy") as temp:
             with open(temp, "wb") as handle:
                 np.save(handle, self._bank)
@@ -151,11 +155,22 @@ class IntentClassifier:
             self._model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32
         )
 
+    def _content(self, text: str) -> str:
+        """``text`` without its carrier openings ("make it sound like a cave" -> "a cave")."""
+        words = " ".join(text.lower().replace("'s ", " is ").replace("'", " ").split())
+        stripped = True
+        while stripped:
+            stripped = False
+            for carrier in self.carriers:
+                if words.startswith(carrier + " "):
+                    words, stripped = words[len(carrier) + 1 :], True
+        return words or text
+
     def classify(self, text: str) -> IntentMatch:
         """The intent whose example is nearest to ``text``."""
         self.warm()
         with _one_thread():
-            embedding = self._embed([text])[0]
+            embedding = self._embed([self._content(text)])[0]
         scores = self._bank @ embedding
         best = int(np.argmax(scores))
         return IntentMatch(self.intents[self._owner[best]], float(scores[best]), self._texts[best])

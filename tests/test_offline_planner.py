@@ -334,7 +334,7 @@ def test_model_folder_is_extracted_once_atomically(tmp_path):
 def test_bank_embeddings_cached_by_the_bank_content(models_dir, tmp_path):
     bank = tmp_path / "intents.toml"
     bank.write_text(
-        'threshold = 0.4\nedit_threshold = 0.6\nclause_threshold = 0.65\n'
+        'threshold = 0.4\nedit_threshold = 0.6\nclause_threshold = 0.65\ncarriers = ["make it"]\n'
         '[[intent]]\nname = "chat"\nexamples = ["hello there", "thanks"]\n'
         '[[intent]]\nname = "lofi"\ncall = { tool = "restyle", args = { style = "lofi" } }\nexamples = ["old tape sound"]\n'
     )
