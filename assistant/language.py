@@ -85,6 +85,7 @@ class Reading:
     """A request as the planner sees it.
 
     Attributes:
+        source: the request as written.
         text: the normalised text.
         tokens: its tokens after correction.
         spans: the tagged spans, in order; tokens in no span carry no meaning here.
@@ -96,6 +97,7 @@ class Reading:
         read: indices of the tokens that mean something here (in a span, or a verb's particle).
     """
 
+    source: str
     text: str
     tokens: tuple[str, ...]
     spans: tuple[Span, ...]
@@ -105,9 +107,6 @@ class Reading:
     question_mark: bool
     topics: frozenset[str]
     read: frozenset[int]
-
-    def of_kind(self, *kinds: str) -> list[Span]:
-        return [span for span in self.spans if span.kind in kinds]
 
 
 @lru_cache(maxsize=1)
@@ -172,7 +171,6 @@ class Lexicon:
         self.vocabulary = self._vocabulary()
         self._targets = sorted(word for word in self.vocabulary if word.isalpha() and len(word) >= 3)
         self.english = _english_words()
-        self.has_english = bool(self.english)
 
     # -------------------------------------------------------------------- building the table
 
@@ -332,6 +330,7 @@ class Lexicon:
             topic for topic, keys in self.topics.items() if any(_contains(tokens, key) for key in keys)
         )
         return Reading(
+            source=text,
             text=" ".join(tokens),
             tokens=tuple(tokens),
             spans=tuple(spans),

@@ -49,7 +49,6 @@ from .replies import reply_for, reply_without_calls
 __all__ = ["OfflinePlanner", "RevoiceArgs", "validate_call"]
 
 Call = dict[str, Any]
-_NEEDS_QUANTITY = {"tempo", "pitch", "length"}  # these objects exist only with a number or an operation
 _IMPLIED = {"tempo", "pitch", "length", "fade", "history", "describe"}  # objects an operation can imply
 _UNIT_KIND = {"semitones": "pitch", "bpm": "tempo", "multiplier": "tempo", "percent": "tempo", "seconds": "length"}
 _ANSWERABLE = {"key", "tempo", "sections", "length", "loudness", "changes"}
@@ -122,9 +121,6 @@ class _Clause:
     strong: bool = False
     needs_song: bool = False  # asks for a change relative to the song's own key or tempo, which the context lacks
     context_kinds: set[str] = field(default_factory=set)  # what a free operation may adjust (empty: anything)
-
-    def has(self, *kinds: str) -> bool:
-        return any(o.kind in kinds for o in self.objects)
 
 
 class OfflinePlanner:
@@ -210,7 +206,7 @@ class OfflinePlanner:
             reason = "needs_song"
         if calls and unplaced and len(clauses) > 1:
             for clause in unplaced:
-                calls += self._classified(self._clause_text(clause, reading), reading, clause, notes, whole=False)
+                calls += self._classified(self._clause_text(clause, reading), clause, notes)
         elif not calls and reason is None:
             calls, reason = self._classified_message(message, reading, notes)
         calls = self._valid(self._tidy(calls), notes)
@@ -240,7 +236,7 @@ class OfflinePlanner:
         clause = self._read_clause(list(reading.spans), reading)
         return self._from_intent(match, message, clause), None
 
-    def _classified(self, text: str, reading: Reading, clause: _Clause, notes: list[str], whole: bool) -> list[Call]:
+    def _classified(self, text: str, clause: _Clause, notes: list[str]) -> list[Call]:
         """The intent bank's edit for one clause, when it is a confident one."""
         match = self._classify(text, notes)
         model = self.classifier()
@@ -249,6 +245,7 @@ class OfflinePlanner:
         return self._from_intent(match, text, clause)
 
     def _from_intent(self, match: IntentMatch, text: str, clause: _Clause) -> list[Call]:
+        """The intent's call, with the intensity and the stems the message names."""
         call = {"tool": match.intent.call["tool"], "args": dict(match.intent.call.get("args", {}))}
         if call["tool"] == "describe":
             return [self._describe(text)]
@@ -319,7 +316,6 @@ class OfflinePlanner:
     def _read_clause(self, spans: list[Span], reading: Reading) -> _Clause:
         """Objects, modifiers and free operations of one clause, operations attached."""
         clause = _Clause(spans)
-        tokens = reading.tokens
         tempo_cue = any(
             (s.kind == "op" and self.op_object[s.value] == "tempo") or (s.kind == "object" and s.value == "tempo")
             or (s.kind == "quantity" and s.value.unit in ("bpm", "multiplier"))
@@ -349,7 +345,7 @@ class OfflinePlanner:
             elif span.kind in ("style", "genre", "voice"):
                 clause.objects.append(_Object(span.kind, span.value, span.start, named=True))
             elif span.kind == "section":
-                name, used = self._section_name(spans, i, tokens)
+                name, used = self._section_name(spans, i)
                 skip |= used
                 first = min(used | {i})
                 before = spans[first - 1] if first else None
@@ -387,7 +383,8 @@ class OfflinePlanner:
         self._attach(clause, spans, implied_object)
         return clause
 
-    def _section_name(self, spans: list[Span], i: int, tokens: tuple[str, ...]) -> tuple[str, set[int]]:
+    @staticmethod
+    def _section_name(spans: list[Span], i: int) -> tuple[str, set[int]]:
         """A section's name as the analysis reads it ("verse 2", "last chorus", "chorus"), and the spans it used."""
         label, plural = spans[i].value
         used: set[int] = set()
@@ -446,12 +443,10 @@ class OfflinePlanner:
         for obj in sorted(clause.objects, key=lambda o: o.position):
             if obj in targets:
                 continue
-            if obj.kind in _NEEDS_QUANTITY and obj.op is None and not obj.quantities and not numbers:
-                continue  # "what's the bpm" names the tempo but asks nothing of it
             op = obj.op if obj.op is not None else self.default_ops.get(obj.kind)
             rule = self.rules.get(op, {}).get(obj.kind) if op else None
             if rule is None or (rule.get("needs_number") and not obj.quantities and not numbers):
-                continue
+                continue  # "what's the bpm" names the tempo but asks nothing of it
             if obj.value is None and obj.kind in ("style", "voice") and obj.op is not None:
                 clause.free_ops.append(obj.op)  # "get rid of that effect": the previous turn's
                 clause.context_kinds.add(obj.kind)
@@ -516,9 +511,9 @@ class OfflinePlanner:
                 clause.objects.remove(section)
             self._amounts(args, clause, levels)
         elif tool == "rearrange":
-            self._arrangement(args, obj, clause, numbers, reading, context)
+            self._arrangement(args, obj, clause, context)
         elif tool == "tempo_pitch":
-            args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, levels, context))
+            args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, context))
         elif tool == "history":
             steps = self._take(clause, "steps") or self._take(clause, "times")
             version = self._take(clause, "version")
@@ -530,7 +525,7 @@ class OfflinePlanner:
             elif args["action"] in ("undo", "redo") and (steps or number):
                 args["steps"] = int(steps or number)
         elif tool == "describe":
-            return self._describe(" ".join(reading.tokens))
+            return self._describe(reading.source)
         return {"tool": tool, "args": args}
 
     def _amounts(self, args: dict[str, Any], clause: _Clause, levels: dict[str, float]) -> None:
@@ -543,7 +538,8 @@ class OfflinePlanner:
         elif args.get("change") in ("more", "less") and levels.get("step") is not None:
             args["step"] = levels["step"]
 
-    def _arrangement(self, args, obj, clause, numbers, reading, context) -> None:
+    def _arrangement(self, args: dict[str, Any], obj: _Object, clause: _Clause, context: PlanContext) -> None:
+        """Section, times, position and length of a rearrange call; a length is shortened or extended to as the song allows."""
         if obj.kind == "section":
             args["section"] = obj.value
             times = self._take(clause, "times")
@@ -558,7 +554,9 @@ class OfflinePlanner:
             if obj.kind == "length" and args["action"] == "shorten" and obj.op == "set" and analysis is not None:
                 args["action"] = "extend" if seconds > analysis.duration_s else "shorten"
 
-    def _tempo_pitch(self, obj, sign, clause, numbers, reading, levels, context: PlanContext) -> dict[str, float]:
+    def _tempo_pitch(
+        self, obj: _Object, sign: int, clause: _Clause, numbers: list[tuple[Quantity, int]], reading: Reading, context: PlanContext
+    ) -> dict[str, float]:
         """Tempo (bpm or tempo_pct) or pitch (semitones) from the quantities, numbers and intensity.
 
         A bpm below the tempo range with a direction ("10 bpm faster") and a key ("to the key
@@ -588,6 +586,7 @@ class OfflinePlanner:
                 out["semitones"] = out.get("semitones", 0.0) + (q.value if q.signed else sign * abs(q.value))
         if out:
             return out
+        levels = self.levels[clause.intensity]
         if obj.kind == "tempo":
             if numbers:
                 value, position = numbers[0][0].value, numbers[0][1]
@@ -639,7 +638,6 @@ class OfflinePlanner:
         edits = [call for call in previous if call.get("tool") not in ("history", "describe")]
         if not edits:
             return []
-        levels = self.levels[clause.intensity]
         for op in clause.free_ops:
             if op in self.op_needs_ref and not (clause.ref or clause.context_kinds):
                 continue
@@ -650,7 +648,7 @@ class OfflinePlanner:
             for call in reversed(edits):
                 if clause.context_kinds and self._kind_of(call) not in clause.context_kinds:
                     continue
-                made = self._adjust(op, call, levels)
+                made = self._adjust(op, call, clause.intensity)
                 if made is not None:
                     return [made]
         if clause.objects:
@@ -669,9 +667,9 @@ class OfflinePlanner:
         fallback = self.inverse["fallback"]
         return {"tool": fallback["tool"], "args": dict(fallback["args"])}
 
-    def _adjust(self, op: str, call: Call, levels: dict[str, float]) -> Call | None:
+    def _adjust(self, op: str, call: Call, intensity: str) -> Call | None:
         """``op`` ("more", "less", "louder", "remove", ...) applied to a previous call, or None if it does not apply."""
-        tool, args = call["tool"], dict(call.get("args", {}))
+        args, levels = dict(call.get("args", {})), self.levels[intensity]
         kind = self._kind_of(call)
         rule = self.rules.get(op, {}).get(kind) if kind else None
         if rule is None:
@@ -691,14 +689,13 @@ class OfflinePlanner:
                 if db:
                     made["amount_db"] = db
         elif kind in ("style", "genre", "voice"):
-            key = {"style": "style", "genre": "genre", "voice": "voice"}[kind]
-            made[key] = args.get(key)
+            made[kind] = args.get(kind)  # the arg is named like the kind
             if kind == "style" and args.get("target", "mix") != "mix":
                 made["target"] = args["target"]
             if made.get("change") in ("more", "less") and levels.get("step") is not None:
                 made["step"] = levels["step"]
         elif kind in ("tempo", "pitch"):
-            made = self._relative(args, kind, rule, relative, levels)
+            made = self._relative(args, kind, rule, intensity)
         elif made_tool == "rearrange":
             made = {"action": "restore"} if made.get("action") == "remove" or op == "remove" else made
         return {"tool": made_tool, "args": made}
@@ -714,15 +711,14 @@ class OfflinePlanner:
             "rearrange": "section" if args.get("section") else "arrangement",
         }.get(call.get("tool"))
 
-    def _relative(self, args, kind, rule, relative, levels) -> dict[str, float]:
-        """A tempo or pitch change relative to the previous one: the same again, or half of it back."""
+    def _relative(self, args: dict[str, Any], kind: str, rule: dict[str, Any], intensity: str) -> dict[str, float]:
+        """A tempo or pitch change relative to the previous one: the same again (half for "a bit"), or half of it back."""
         key = "semitones" if kind == "pitch" else "tempo_pct"
-        last = args.get(key)
-        scale = 0.5 if levels is self.levels["small"] else 1.0
+        last, relative = args.get(key), rule.get("relative")
         if last is None or relative is None:
-            return {key: rule.get("sign", 1) * levels[key]}
+            return {key: rule.get("sign", 1) * self.levels[intensity][key]}
         if relative == "same":
-            value = last * scale
+            value = last * (0.5 if intensity == "small" else 1.0)
         else:
             value = -last / 2.0
         if kind == "pitch":
@@ -751,7 +747,11 @@ class OfflinePlanner:
         """Merge what belongs together, drop repeats, write whole numbers as integers."""
         out: list[Call] = []
         for call in calls:
-            args = {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "amount" else v) for k, v in call["args"].items() if v is not None}
+            args = {
+                key: int(value) if isinstance(value, float) and value.is_integer() and key != "amount" else value
+                for key, value in call["args"].items()
+                if value is not None
+            }
             call = {"tool": call["tool"], "args": args}
             if call in out:
                 continue
@@ -764,8 +764,8 @@ class OfflinePlanner:
                  and c["args"].get("action") == args.get("action") and c["args"].get("amount_db") == args.get("amount_db")),
                 None,
             )
-            if same is not None:
-                same["args"]["stems"] = list(dict.fromkeys([*same["args"]["stems"], *args.get("stems", [])]))
+            if same is not None and same["args"]["stems"] and args.get("stems"):  # an empty list is every stem
+                same["args"]["stems"] = list(dict.fromkeys([*same["args"]["stems"], *args["stems"]]))
                 continue
             out.append(call)
         return out
