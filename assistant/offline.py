@@ -395,8 +395,9 @@ class OfflinePlanner:
             ordinal, used = before.value, {i - 1}
         elif before is not None and before.kind == "every" and before.end == spans[i].start:
             plural = True
-        if after is not None and after.kind == "number" and after.start == spans[i].end and float(after.value.value).is_integer():
-            ordinal, used = int(after.value.value), used | {i + 1}
+        if after is not None and after.kind == "number" and after.start == spans[i].end:  # "verse 2"
+            if float(after.value.value).is_integer():
+                ordinal, used = int(after.value.value), used | {i + 1}
         if plural or ordinal is None:
             return label, used
         return (f"last {label}" if ordinal == "last" else f"{label} {ordinal}"), used
@@ -555,7 +556,13 @@ class OfflinePlanner:
                 args["action"] = "extend" if seconds > analysis.duration_s else "shorten"
 
     def _tempo_pitch(
-        self, obj: _Object, sign: int, clause: _Clause, numbers: list[tuple[Quantity, int]], reading: Reading, context: PlanContext
+        self,
+        obj: _Object,
+        sign: int,
+        clause: _Clause,
+        numbers: list[tuple[Quantity, int]],
+        reading: Reading,
+        context: PlanContext,
     ) -> dict[str, float]:
         """Tempo (bpm or tempo_pct) or pitch (semitones) from the quantities, numbers and intensity.
 

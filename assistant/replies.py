@@ -168,8 +168,7 @@ def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
         )
         fields["direction"] = words["higher"] if semitones > 0 else words["lower"]
     steps = args.get("steps") or 1
-    fields["steps"] = (words["one_change"] if steps == 1 else words["changes"].format(n=steps)) if args.get("action") == "undo" else (
-        words["one_redo"] if steps == 1 else words["changes"].format(n=steps)
-    )
+    one = words["one_change"] if args.get("action") == "undo" else words["one_redo"]
+    fields["steps"] = one if steps == 1 else words["changes"].format(n=steps)
     fields["version"] = str(args.get("version", ""))
     return fields

@@ -115,7 +115,9 @@ def score(planner: OfflinePlanner, cases: list[dict], show_fail: bool) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=PATH", help="a request set (default: shared, cases, heldout)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=PATH", help="a request set (default: shared, cases, heldout)"
+    )
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="score only these default sets")
     parser.add_argument("--show-fail", action="store_true", help="print every failing case")
     args = parser.parse_args(argv)

@@ -70,7 +70,9 @@ def cli_env(monkeypatch, models_dir):
 
 @pytest.fixture(scope="module")
 def analysis() -> Analysis:
-    sections = [("intro", 0, 16), ("verse", 16, 48), ("chorus", 48, 80), ("verse", 80, 112), ("chorus", 112, 144), ("outro", 144, 170)]
+    sections = [
+        ("intro", 0, 16), ("verse", 16, 48), ("chorus", 48, 80), ("verse", 80, 112), ("chorus", 112, 144), ("outro", 144, 170)
+    ]
     counts: dict[str, int] = {}
     items = []
     for i, (label, start, end) in enumerate(sections):

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(REMIX_LLM_MODEL and OPENAI_API_KEY or OPENAI_BASE_URL) the LLM planner answers, else the offline one.",
     )
     plan.add_argument("request", nargs="*", metavar="REQUEST", help="the request in words")
-    plan.add_argument("--context", metavar="JSON", help="the previous turn's calls, a JSON list (what 'more' or 'undo that' refer to)")
+    plan.add_argument(
+        "--context", metavar="JSON", help="the previous turn's calls, a JSON list (what 'more' or 'undo that' refer to)"
+    )
     plan.add_argument(
         "--batch", type=Path, metavar="FILE.jsonl", help='one {"request": ..., "context": [...]} per line; one result per line'
     )
