@@ -116,8 +116,9 @@ def _english_words() -> frozenset[str]:
     Read from ``tokenizer.json`` inside the model package's zip; empty when the package is
     missing (then every unknown word is a typo candidate).
     """
-    from .embeddings import model_zip
     from tools.errors import BackendUnavailable
+
+    from .embeddings import model_zip
 
     try:
         with zipfile.ZipFile(model_zip()) as archive:
