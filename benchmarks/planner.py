@@ -13,8 +13,9 @@ and no produced call is left over (a leftover ``describe`` is forgiven). Cases m
 never used for tuning); a per-kind breakdown follows each set whose cases carry a ``kind``.
 
 Latency: each request of every set planned again with a warm planner (model and intent bank
-loaded), median and 95th percentile in milliseconds, and the warm-up time (lexicon, model
-and bank load) of a fresh planner in this process.
+loaded): median and 95th percentile in milliseconds over all requests, and over those that
+consulted the intent bank (a sentence embedding) and those the grammar placed alone; and the
+warm-up time (lexicon, model and bank load) of a fresh planner in this process.
 """
 
 from __future__ import annotations
@@ -142,16 +143,32 @@ def main(argv: list[str] | None = None) -> int:
         if len(totals) > 1:
             print("  by kind: " + ", ".join(f"{kind} {by_kind[kind]}/{totals[kind]}" for kind in sorted(totals)))
 
-    times_ms = []
+    bank = planner.classifier()
+    embedded = [0]
+    if bank is not None:
+        classify = bank.classify
+
+        def counted(text: str):
+            embedded[0] += 1
+            return classify(text)
+
+        bank.classify = counted  # type: ignore[method-assign]
+    times: dict[str, list[float]] = {"all": [], "intent bank": [], "grammar only": []}
     for case in requests:
         context = PlanContext(previous_calls=tuple(case.get("context", [])))
+        before = embedded[0]
         start = time.perf_counter()
         planner.plan(case["request"], context)
-        times_ms.append((time.perf_counter() - start) * 1000.0)
-    times_ms.sort()
-    p95 = times_ms[min(len(times_ms) - 1, int(round(0.95 * (len(times_ms) - 1))))]
-    print(f"\nlatency over {len(times_ms)} requests (warm): median {statistics.median(times_ms):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {times_ms[-1]:.1f} ms")
+        elapsed = (time.perf_counter() - start) * 1000.0
+        times["all"].append(elapsed)
+        times["intent bank" if embedded[0] > before else "grammar only"].append(elapsed)
+    print()
+    for name, values in times.items():
+        if values:
+            values.sort()
+            p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+            print(f"latency, {name} ({len(values)} requests, warm): median {statistics.median(values):.1f} ms, "
+                  f"p95 {p95:.1f} ms, max {values[-1]:.1f} ms")
     return 0
 
 
