@@ -21,8 +21,8 @@ def run_chat(
     song: Path,
     out_dir: Path | None,
     settings,
-    stdin: TextIO = sys.stdin,
-    stdout: TextIO = sys.stdout,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
     planner=None,
 ) -> int:
     """Hold the conversation until the input ends; returns the exit code.
@@ -33,6 +33,8 @@ def run_chat(
     from tools.describe import describe
     from tools.render import Source
 
+    stdin = stdin if stdin is not None else sys.stdin
+    stdout = stdout if stdout is not None else sys.stdout
     source = Source.from_path(song, settings)
     session = Session(source, settings, planner=planner, out_dir=out_dir)
     interactive = stdin.isatty()
