@@ -1,13 +1,22 @@
-"""The studio page (Gradio). For now a one-page mixer over the engine: open a song (the demo
-is ready), see its analysis, take stems out, set tempo, pitch and fades, render, listen and
-download. The chat conversation builds on this page."""
+"""The studio (Gradio): the chat where a listener talks about a song and hears each version,
+and a mixer page with direct controls. The demo song is loaded and ready on first open."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-__all__ = ["StudioBackend", "build_app", "launch"]
+__all__ = ["StudioBackend", "ChatBackend", "build_app", "launch"]
+
+EXAMPLES = [
+    "take the vocals out",
+    "make it more lo-fi",
+    "turn it into house at 124",
+    "skip the intro and loop the chorus twice",
+    "a whole tone lower",
+    "undo that",
+    "what key is it in?",
+]
 
 
 class StudioBackend:
@@ -93,6 +102,81 @@ class StudioBackend:
         )
 
 
+class ChatBackend:
+    """The conversation behind the chat page: one session per browser tab, kept server-side.
+
+    Every handler returns the chat history in Gradio's messages format; a failure becomes a
+    plain-words assistant message, never an exception, and never loses the session.
+    """
+
+    def __init__(self, settings, renderer=None):
+        from tools.render import Renderer
+
+        self.settings = settings
+        self.renderer = renderer or Renderer(settings)
+        self.sessions: dict = {}
+
+    def start(self, path) -> tuple[str | None, list]:
+        """Open ``path``: a new session, and a first message describing the song with its audio."""
+        import uuid
+
+        from assistant.session import Session
+        from tools.describe import describe
+        from tools.errors import RemixError
+        from tools.render import Source
+
+        try:
+            source = Source.from_path(path, self.settings)
+            session = Session(source, self.settings, renderer=self.renderer)
+            description = describe(session.analysis)
+            original = session.render_version(0)
+        except RemixError as error:
+            return None, [{"role": "assistant", "content": f"I could not open that file: {error}"}]
+        key = uuid.uuid4().hex
+        self.sessions[key] = session
+        intro = f"**{Path(path).name}** is ready. {description} Ask for the version you want to hear."
+        return key, [{"role": "assistant", "content": intro}, _audio_message(original, "v0, the original")]
+
+    def send(self, key: str | None, message, history: list) -> tuple[str | None, list, dict | None]:
+        """One turn: (session key, the new history, the cleared input box)."""
+        text, files = _message_parts(message)
+        history = list(history or [])
+        if files and not text:
+            new_key, opened = self.start(files[0])
+            return (new_key or key), history + [{"role": "user", "content": f"(opened {Path(files[0]).name})"}] + opened, None
+        session = self.sessions.get(key)
+        if session is None:
+            return key, history + [{"role": "assistant", "content": "Open a song first (drop it in the box)."}], None
+        if not text:
+            return key, history, None
+        turn = session.turn(text)
+        history.append({"role": "user", "content": text})
+        steps = "\n".join(f"{call['tool']} {json.dumps(call['args'])}" for call in turn.calls)
+        if steps:
+            history.append({"role": "assistant", "content": steps, "metadata": {"title": "tool steps"}})
+        history.append({"role": "assistant", "content": turn.reply or "Done."})
+        for note in turn.notes:
+            history.append({"role": "assistant", "content": f"_{note}_"})
+        if turn.audio_path is not None and any(call["tool"] != "describe" for call in turn.calls):
+            version = session.versions[turn.version]
+            history.append(_audio_message(turn.audio_path, f"v{turn.version}: {version.summary}"))
+        return key, history, None
+
+
+def _audio_message(path, label: str) -> dict:
+    import gradio as gr
+
+    return {"role": "assistant", "content": gr.Audio(value=str(path), label=label, type="filepath")}
+
+
+def _message_parts(message) -> tuple[str, list[str]]:
+    """The text and the file paths of a multimodal box's value (or of a plain string)."""
+    if isinstance(message, dict):
+        files = [f if isinstance(f, str) else f.get("path", "") for f in message.get("files") or []]
+        return (message.get("text") or "").strip(), [f for f in files if f]
+    return (message or "").strip(), []
+
+
 def build_app(settings, song: Path | None = None):
     """The Blocks app; per-browser-session state holds the loaded source."""
     import os
@@ -104,25 +188,44 @@ def build_app(settings, song: Path | None = None):
     backend = StudioBackend(settings)
     first_song = Path(song) if song else backend.default_song()
 
+    chat = ChatBackend(settings, backend.renderer)
     with gr.Blocks(title="Remix assistant", analytics_enabled=False) as app:
-        gr.Markdown("# Remix assistant\nOpen a song, change it, listen. The demo song is ready.")
-        source_state = gr.State(None)
-        with gr.Row():
-            song_in = gr.Audio(label="Song", type="filepath", value=str(first_song), sources=["upload"])
-            info = gr.Markdown()
-        with gr.Row():
-            tempo = gr.Slider(-50, 100, value=0, step=1, label="Tempo change (%)")
-            pitch = gr.Slider(-12, 12, value=0, step=1, label="Pitch (semitones)")
-            fade_in = gr.Slider(0, 20, value=0, step=0.5, label="Fade in (s)")
-            fade_out = gr.Slider(0, 20, value=0, step=0.5, label="Fade out (s)")
-        removed = gr.CheckboxGroup(["vocals", "drums", "bass", "other"], label="Take out")
-        go = gr.Button("Render", variant="primary")
-        out = gr.Audio(label="Remix", type="filepath", interactive=False)
-        status = gr.Markdown()
-        app.load(backend.open_song, inputs=song_in, outputs=[source_state, info])
-        song_in.change(backend.open_song, inputs=song_in, outputs=[source_state, info])
-        go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status])
+        gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
+        with gr.Tab("Chat"):
+            session_key = gr.State(None)
+            history = gr.Chatbot(label="Conversation", height=560, group_consecutive_messages=False)
+            box = gr.MultimodalTextbox(
+                placeholder="e.g. take the vocals out, then make it lo-fi",
+                file_types=["audio"],
+                sources=["upload"],
+                show_label=False,
+            )
+            gr.Examples(EXAMPLES, inputs=box, label="Try")
+            app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history])
+            box.submit(chat.send, inputs=[session_key, box, history], outputs=[session_key, history, box])
+        with gr.Tab("Mixer"):
+            _mixer(gr, backend, first_song, app)
     return app
+
+
+def _mixer(gr, backend, first_song, app) -> None:
+    """Direct controls over the engine: stems, tempo, pitch, fades."""
+    source_state = gr.State(None)
+    with gr.Row():
+        song_in = gr.Audio(label="Song", type="filepath", value=str(first_song), sources=["upload"])
+        info = gr.Markdown()
+    with gr.Row():
+        tempo = gr.Slider(-50, 100, value=0, step=1, label="Tempo change (%)")
+        pitch = gr.Slider(-12, 12, value=0, step=1, label="Pitch (semitones)")
+        fade_in = gr.Slider(0, 20, value=0, step=0.5, label="Fade in (s)")
+        fade_out = gr.Slider(0, 20, value=0, step=0.5, label="Fade out (s)")
+    removed = gr.CheckboxGroup(["vocals", "drums", "bass", "other"], label="Take out")
+    go = gr.Button("Render", variant="primary")
+    out = gr.Audio(label="Remix", type="filepath", interactive=False)
+    status = gr.Markdown()
+    app.load(backend.open_song, inputs=song_in, outputs=[source_state, info])
+    song_in.change(backend.open_song, inputs=song_in, outputs=[source_state, info])
+    go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status])
 
 
 def launch(settings, host: str = "127.0.0.1", port: int = 7860, song: Path | None = None) -> int:
