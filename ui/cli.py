@@ -296,8 +296,16 @@ def _cmd_plan(args) -> int:
     from tools.errors import BackendUnavailable, ParameterError
     from tools.settings import get_settings
 
+    transcript = None
     if args.voice is not None:
-        raise BackendUnavailable(f"--voice {args.voice.name}: voice notes are not available yet; type the request instead")
+        if args.request or args.batch is not None:
+            raise ParameterError("give a request in words, or --voice NOTE.wav, or --batch FILE.jsonl, not several")
+        try:
+            from assistant.voice import transcribe
+        except ModuleNotFoundError as error:
+            raise BackendUnavailable(f"--voice {args.voice.name}: voice notes need {error.name}; type the request instead") from None
+        transcript = transcribe(args.voice, get_settings())
+        args.request = [transcript.normalised]
     request = " ".join(args.request).strip()
     if args.batch is not None and (request or args.context):
         raise ParameterError("give a request (with --context) or --batch FILE.jsonl, not both")
@@ -310,7 +318,10 @@ def _cmd_plan(args) -> int:
     plan = _planner(get_settings())
     for message, calls in requests:
         result = plan(message, PlanContext(previous_calls=tuple(calls)))
-        print(json.dumps(result.to_json()), flush=True)
+        output = result.to_json()
+        if transcript is not None:
+            output = {**output, "transcript": transcript.text}
+        print(json.dumps(output), flush=True)
     return 0
 
 
