@@ -189,6 +189,9 @@ def build_app(settings, song: Path | None = None):
     first_song = Path(song) if song else backend.default_song()
 
     chat = ChatBackend(settings, backend.renderer)
+    # Analyse and render the first song now (cached from then on), so the page opens with it ready.
+    warm_key, _ = chat.start(str(first_song))
+    chat.sessions.pop(warm_key, None)
     with gr.Blocks(title="Remix assistant", analytics_enabled=False) as app:
         gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
         with gr.Tab("Chat"):
