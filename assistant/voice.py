@@ -246,8 +246,11 @@ def _samples(path_or_audio, settings: Settings) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(mono, dtype=np.float32), name
 
 
-def transcribe_offline(path_or_audio, settings: Settings | None = None) -> Transcript:
-    """Whisper base on this machine (faster-whisper, int8, 2 threads); English, beam 5."""
+def transcribe_offline(path_or_audio, settings: Settings | None = None, *, prompt: str | None = "") -> Transcript:
+    """Whisper base on this machine (faster-whisper, int8, 2 threads); English, beam 5.
+
+    ``prompt``: the initial prompt; ``""`` (default) is :func:`initial_prompt`, ``None`` none.
+    """
     settings = settings or get_settings()
     samples, name = _samples(path_or_audio, settings)
     model = _model(settings)
@@ -255,7 +258,7 @@ def transcribe_offline(path_or_audio, settings: Settings | None = None) -> Trans
         samples,
         language="en",
         beam_size=5,
-        initial_prompt=initial_prompt(),
+        initial_prompt=initial_prompt() if prompt == "" else prompt,
         condition_on_previous_text=False,
         without_timestamps=True,
         vad_filter=False,
