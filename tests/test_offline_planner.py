@@ -394,7 +394,7 @@ def test_plan_batch_one_result_per_line_in_order(cli_env, capsys, tmp_path):
     "argv, message",
     [
         (["plan"], "give a request"),
-        (["plan", "--voice", "note.wav"], "not available yet"),
+        (["plan", "--voice", "note.wav"], "note.wav"),
         (["plan", "--context", "[1", "more"], "--context: not valid JSON"),
         (["plan", "--context", '{"tool": 3}', "more"], "--context: expected a JSON list"),
         (["plan", "--batch", "missing.jsonl"], "missing.jsonl: no such batch file"),

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--batch", type=Path, metavar="FILE.jsonl", help='one {"request": ..., "context": [...]} per line; one result per line'
     )
-    plan.add_argument("--voice", type=Path, metavar="NOTE.wav", help="transcribe a voice note first (not available yet)")
+    plan.add_argument("--voice", type=Path, metavar="NOTE.wav", help="transcribe a voice note first")
 
     chat = commands.add_parser(
         "chat",
