@@ -158,8 +158,8 @@ class ChatBackend:
         for note in turn.notes:
             history.append({"role": "assistant", "content": f"_{note}_"})
         if turn.audio_path is not None and any(call["tool"] != "describe" for call in turn.calls):
-            version = session.versions[turn.version]
-            history.append(_audio_message(turn.audio_path, f"v{turn.version}: {version.summary}"))
+            label = turn.reply.split(". ")[0].rstrip(".") if turn.reply else session.versions[turn.version].summary
+            history.append(_audio_message(turn.audio_path, f"v{turn.version}: {label}"))
         return key, history, None
 
 
