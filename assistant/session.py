@@ -126,6 +126,25 @@ class Session:
         result = PlanResult(calls=applied, reply=reply, planner=plan.planner, notes=plan.notes)
         return self._record(message, result, applied, started, render)
 
+    def act(self, calls: list[dict[str, Any]], label: str, reply: str = "", render: bool = True) -> Turn:
+        """Apply ``calls`` without planning (a button: undo, redo, go to a version) and record the turn."""
+        started = time.perf_counter()
+        applied, problems = self._apply(calls, label)
+        text = " ".join(problems) if problems else reply
+        return self._record(label, PlanResult(calls=applied, reply=text, planner="button"), applied, started, render)
+
+    def export(self, number: int, format: str = "wav") -> Path:
+        """Version ``number`` as a ``wav``, ``flac`` or ``mp3`` file (rendered if needed)."""
+        if format not in ("wav", "flac", "mp3"):
+            raise RemixError(f"format {format!r}: expected wav, flac or mp3")
+        if not 0 <= number < len(self.versions):
+            raise RemixError(f"there is no version {number}; versions go from 0 to {len(self.versions) - 1}")
+        path = self.out_dir / f"v{number}.{format}"
+        if not path.exists():
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save(self.audio(number), path)
+        return path
+
     def _apply(self, calls, message: str) -> tuple[tuple[dict[str, Any], ...], list[str]]:
         applied: list[dict[str, Any]] = []
         problems: list[str] = []

@@ -62,3 +62,24 @@ def test_dropping_a_song_starts_over_and_bad_files_are_messages(chat, song, tmp_
 def test_the_page_builds(tmp_path, song):
     app = build_app(Settings(data_dir=tmp_path / "data", separator="dsp"), song)
     assert app is not None
+
+
+def test_versions_undo_redo_compare_and_download(chat, song):
+    key, history = chat.start(str(song))
+    key, history, _ = chat.send(key, {"text": "make it 10% faster", "files": []}, history)
+    key, history, _ = chat.send(key, {"text": "a whole tone lower", "files": []}, history)
+    rows, a, b, dl = chat.versions_view(key)
+    assert [r[0] for r in rows] == ["v0", "v1", "v2"] and rows[2][3] == "now" and rows[2][1] == "v1"
+    assert (a["value"], b["value"]) == ("v1", "v2")
+    history = chat.button(key, "undo", history)
+    assert chat.sessions[key].current == 1 and "back to v1" in history[-2]["content"]
+    history = chat.button(key, "redo", history)
+    assert chat.sessions[key].current == 2
+    history = chat.button(key, "redo", history)
+    assert history[-1]["content"] == "Nothing to redo."
+    path_a, path_b = chat.compare(key, "v0", "v2")
+    assert load(path_a).duration_s == pytest.approx(6.0, abs=0.01) and load(path_b).duration_s == pytest.approx(6.0 / 1.1, abs=0.05)
+    for fmt in ("mp3", "flac"):
+        audio_file, recipe = chat.download(key, "v2", fmt)
+        assert audio_file.endswith(f"v2.{fmt}") and load(audio_file).duration_s == pytest.approx(6.0 / 1.1, abs=0.1)
+        assert '"semitones": -2.0' in open(recipe).read()

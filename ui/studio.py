@@ -163,6 +163,68 @@ class ChatBackend:
         return key, history, None
 
 
+    def button(self, key: str | None, action: str, history: list) -> list:
+        """Undo or redo from a button: the same history call a message would make."""
+        session = self.sessions.get(key)
+        history = list(history or [])
+        if session is None:
+            return history
+        before = session.current
+        turn = session.act([{"tool": "history", "args": {"action": action}}], label=action)
+        if session.current == before:
+            history.append({"role": "assistant", "content": f"Nothing to {action}."})
+            return history
+        version = session.versions[session.current]
+        history.append({"role": "assistant", "content": f"{action.capitalize()}: back to v{version.number} ({version.summary})."})
+        if turn.audio_path is not None:
+            history.append(_audio_message(turn.audio_path, f"v{version.number}"))
+        return history
+
+    def versions_view(self, key: str | None):
+        """(rows for the versions table, the version names to pick from) of the session."""
+        import gradio as gr
+
+        session = self.sessions.get(key)
+        if session is None:
+            return [], gr.update(choices=[]), gr.update(choices=[]), gr.update(choices=[])
+        rows, names = [], []
+        for version in session.versions:
+            mark = "now" if version.number == session.current else ""
+            parent = "" if version.parent is None else f"v{version.parent}"
+            rows.append([f"v{version.number}", parent, version.request or version.summary, mark])
+            names.append(f"v{version.number}")
+        current = f"v{session.current}"
+        previous = f"v{session.versions[session.current].parent}" if session.versions[session.current].parent is not None else current
+        return (
+            rows,
+            gr.update(choices=names, value=previous),
+            gr.update(choices=names, value=current),
+            gr.update(choices=names, value=current),
+        )
+
+    def compare(self, key: str | None, a: str | None, b: str | None):
+        """The two picked versions' audio, for A/B listening."""
+        session = self.sessions.get(key)
+        if session is None or not a or not b:
+            return None, None
+        return str(session.render_version(int(a[1:]))), str(session.render_version(int(b[1:])))
+
+    def download(self, key: str | None, name: str | None, fmt: str):
+        """The picked version as a file in ``fmt``, with its recipe and provenance beside it."""
+        from tools.errors import RemixError
+
+        session = self.sessions.get(key)
+        if session is None or not name:
+            return None
+        number = int(name[1:])
+        try:
+            path = session.export(number, fmt)
+        except RemixError:
+            return None
+        session.render_version(number)  # writes v<n>.json: the spec and the provenance
+        return [str(path), str(session.out_dir / f"v{number}.json")]
+
+
 def _audio_message(path, label: str) -> dict:
     import gradio as gr
 
@@ -196,16 +258,39 @@ def build_app(settings, song: Path | None = None):
         gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
         with gr.Tab("Chat"):
             session_key = gr.State(None)
-            history = gr.Chatbot(label="Conversation", height=560, group_consecutive_messages=False)
-            box = gr.MultimodalTextbox(
-                placeholder="e.g. take the vocals out, then make it lo-fi",
-                file_types=["audio"],
-                sources=["upload"],
-                show_label=False,
-            )
-            gr.Examples(EXAMPLES, inputs=box, label="Try")
-            app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history])
-            box.submit(chat.send, inputs=[session_key, box, history], outputs=[session_key, history, box])
+            with gr.Row():
+                with gr.Column(scale=3):
+                    history = gr.Chatbot(label="Conversation", height=560, group_consecutive_messages=False)
+                    box = gr.MultimodalTextbox(
+                        placeholder="e.g. take the vocals out, then make it lo-fi",
+                        file_types=["audio"],
+                        sources=["upload"],
+                        show_label=False,
+                    )
+                    gr.Examples(EXAMPLES, inputs=box, label="Try")
+                with gr.Column(scale=2):
+                    table = gr.Dataframe(headers=["version", "from", "what changed", ""], label="Versions", interactive=False)
+                    with gr.Row():
+                        undo = gr.Button("Undo")
+                        redo = gr.Button("Redo")
+                    with gr.Row():
+                        pick_a = gr.Dropdown(label="A", choices=[])
+                        pick_b = gr.Dropdown(label="B", choices=[])
+                    play_a = gr.Audio(label="A", type="filepath", interactive=False)
+                    play_b = gr.Audio(label="B", type="filepath", interactive=False)
+                    with gr.Row():
+                        pick_dl = gr.Dropdown(label="Download version", choices=[])
+                        fmt = gr.Radio(["mp3", "wav", "flac"], value="mp3", label="Format")
+                    get = gr.Button("Download")
+                    files = gr.File(label="Files", file_count="multiple")
+            view = dict(fn=chat.versions_view, inputs=session_key, outputs=[table, pick_a, pick_b, pick_dl])
+            app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history]).then(**view)
+            box.submit(chat.send, inputs=[session_key, box, history], outputs=[session_key, history, box]).then(**view)
+            undo.click(lambda k, h: chat.button(k, "undo", h), inputs=[session_key, history], outputs=history).then(**view)
+            redo.click(lambda k, h: chat.button(k, "redo", h), inputs=[session_key, history], outputs=history).then(**view)
+            for picker in (pick_a, pick_b):
+                picker.change(chat.compare, inputs=[session_key, pick_a, pick_b], outputs=[play_a, play_b])
+            get.click(chat.download, inputs=[session_key, pick_dl, fmt], outputs=files)
         with gr.Tab("Mixer"):
             _mixer(gr, backend, first_song, app)
     return app
