@@ -31,6 +31,7 @@ import numpy as np
 from scipy import signal
 
 from .audio import STEM_NAMES, Audio
+from .effects import polyblep_saw
 from .errors import ParameterError, RemixError
 from .files import atomic_path, atomic_write_bytes
 
@@ -215,15 +216,7 @@ def _add(buffer: np.ndarray, start: int, part: np.ndarray) -> None:
 def _saw(freq_hz: np.ndarray, sample_rate: int, phase: float = 0.0) -> np.ndarray:
     """A band-limited (polyBLEP) sawtooth in [-1, 1] following ``freq_hz`` [shape=(n,)]."""
     step = freq_hz / sample_rate
-    ramp = (phase + np.cumsum(step) - step) % 1.0
-    out = 2.0 * ramp - 1.0
-    low = ramp < step
-    x = ramp[low] / step[low]
-    out[low] -= 2.0 * x - x * x - 1.0
-    high = ramp > 1.0 - step
-    x = (ramp[high] - 1.0) / step[high]
-    out[high] -= x * x + 2.0 * x + 1.0
-    return out
+    return polyblep_saw(phase + np.cumsum(step) - step, step)
 
 
 def _envelope(frames: int, sample_rate: int, attack_s: float, hold_frames: int, release_s: float) -> np.ndarray:

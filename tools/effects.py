@@ -32,6 +32,7 @@ __all__ = [
     "bitcrush",
     "sample_and_hold",
     "equal_power_blend",
+    "polyblep_saw",
 ]
 
 _NYQUIST_MARGIN = 0.45  # never place a cutoff above this fraction of the sample rate
@@ -358,3 +359,17 @@ def equal_power_blend(dry: np.ndarray, wet: np.ndarray, amount: float) -> np.nda
     a = math.sin(0.5 * math.pi * amount)
     b = math.cos(0.5 * math.pi * amount)
     return (b * dry + a * wet).astype(np.float32)
+
+
+def polyblep_saw(phase: np.ndarray, increment: np.ndarray) -> np.ndarray:
+    """A band-limited (PolyBLEP) sawtooth in [-1, 1] from a phase in cycles and its per-sample increment."""
+    t = phase % 1.0
+    saw = 2.0 * t - 1.0
+    dt = np.maximum(increment, 1e-9)
+    head = t < dt
+    x = t[head] / dt[head]
+    saw[head] -= 2.0 * x - x * x - 1.0
+    tail = t > 1.0 - dt
+    x = (t[tail] - 1.0) / dt[tail]
+    saw[tail] -= x * x + 2.0 * x + 1.0
+    return saw

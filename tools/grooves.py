@@ -44,6 +44,7 @@ from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
 from .audio import Audio
+from .effects import polyblep_saw
 from .errors import ParameterError
 
 __all__ = [
@@ -564,20 +565,6 @@ def _bass_notes(
     return notes
 
 
-def _saw(phase: np.ndarray, increment: np.ndarray) -> np.ndarray:
-    """A band-limited (PolyBLEP) sawtooth from a phase in cycles and its per-sample increment."""
-    t = phase % 1.0
-    saw = 2.0 * t - 1.0
-    dt = np.maximum(increment, 1e-9)
-    head = t < dt
-    x = t[head] / dt[head]
-    saw[head] -= 2.0 * x - x * x - 1.0
-    tail = t > 1.0 - dt
-    x = (t[tail] - 1.0) / dt[tail]
-    saw[tail] -= x * x + 2.0 * x + 1.0
-    return saw
-
-
 def _phrases(bass: BassLine, notes: list[tuple[int, int, float, float]]) -> list[list[tuple[int, int, float, float]]]:
     """The notes grouped into phrases: a gliding voice's note that runs into the next at another
     pitch slides into it (one phrase, no release, no new attack); every other note is a phrase."""
@@ -635,9 +622,9 @@ def _phrase(
         return amp * (sine + 0.2 * np.sin(4.0 * np.pi * phase))
     if bass.voice == "reese":
         detune = 2.0 ** (0.12 / 12.0)
-        saws = _saw(phase * detune, increment * detune) + _saw(phase / detune, increment / detune)
+        saws = polyblep_saw(phase * detune, increment * detune) + polyblep_saw(phase / detune, increment / detune)
         return amp * (0.35 * _filter(saws, sr, "lowpass", 250.0 + 800.0 * bass.brightness) + 0.6 * sine)
-    saw = _saw(phase, increment)
+    saw = polyblep_saw(phase, increment)
     if bass.voice == "saw":  # the filter opens at each note and closes again
         dark = _filter(saw, sr, "lowpass", 220.0)
         bright = _filter(saw, sr, "lowpass", 300.0 + 2500.0 * bass.brightness)
