@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 # Numba compiles librosa's kernels on first use; keep them between test runs.
@@ -52,3 +55,26 @@ def click_track(bpm: float, duration_s: float, sample_rate: int = 44100, channel
 
 def media_files(pattern: str) -> list[Path]:
     return sorted(MEDIA.glob(pattern)) if MEDIA.exists() else []
+
+
+@contextmanager
+def local_server(app, name: str = "test server"):
+    """Serve an ASGI ``app`` with uvicorn on a free port of 127.0.0.1; yields its ``/v1`` base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the {name} did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +24,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from pydantic import Field
+
+from conftest import local_server
 
 from assistant.agent import MAX_MODEL_CALLS, AgentPlanner, plan_with_agent, system_prompt
 from assistant.planner import PlanContext
@@ -338,24 +339,9 @@ def _server_app(requests: list[dict[str, Any]]) -> FastAPI:
 @pytest.fixture(scope="module")
 def server():
     """A scripted chat-completions server on a free port: yields (base_url, recorded request bodies)."""
-    import uvicorn
-
     requests: list[dict[str, Any]] = []
-    config = uvicorn.Config(
-        _server_app(requests), host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test chat server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1", requests
-    server.should_exit = True
-    thread.join(timeout=5)
+    with local_server(_server_app(requests), "test chat server") as base_url:
+        yield base_url, requests
 
 
 @pytest.fixture

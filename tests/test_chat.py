@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import click_track, sine
+from conftest import click_track, local_server, sine
 from test_session import SCRIPT, ScriptedPlanner
 from tools.audio import Audio, load, save
 from tools.settings import Settings
@@ -70,31 +70,18 @@ def test_the_offline_planner_end_to_end_on_the_demo_song(demo_song, tmp_path):
 @pytest.mark.slow
 def test_the_llm_planner_end_to_end_on_the_demo_song(demo_song, tmp_path):
     from test_agent import _server_app  # the scripted OpenAI-compatible server
-    import threading
-    import time
-
-    import uvicorn
 
     from assistant.agent import AgentPlanner
 
     requests: list = []
-    server = uvicorn.Server(uvicorn.Config(_server_app(requests), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with local_server(_server_app(requests)) as base_url:
         settings = Settings(
             data_dir=tmp_path / "data", separator="dsp", generator="dsp",
-            openai_base_url=f"http://127.0.0.1:{port}/v1", llm_model="fake", openai_api_key="test", llm_timeout_s=5.0,
+            openai_base_url=base_url, llm_model="fake", openai_api_key="test", llm_timeout_s=5.0,
         )  # fmt: skip
         stdout = io.StringIO()
         code = run_chat(demo_song, tmp_path / "v", settings, stdin=io.StringIO("karaoke house\nhello\n"), stdout=stdout,
                         planner=AgentPlanner(settings))  # fmt: skip
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
     text = stdout.getvalue()
     assert code == 0
     assert "remix> Vocals out, and it is house at 124 now." in text

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import MEDIA, media_files, sine
+from conftest import MEDIA, local_server, media_files, sine
 
 pytest.importorskip("faster_whisper")
 
@@ -220,7 +217,6 @@ def test_cli_plan_voice_errors(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def fake_openai():
     """A local stand-in for the transcription endpoint: yields (base_url, recorded requests)."""
-    import uvicorn
     from fastapi import FastAPI
 
     seen: list[dict] = []
@@ -234,18 +230,8 @@ def fake_openai():
         seen.append({"model": form.get("model"), "bytes": len(data), "auth": request.headers.get("authorization")})
         return {"text": "Make it more low fi."}
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake transcription server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1", seen
-    server.should_exit = True
-    thread.join(timeout=5)
+    with local_server(app, "fake transcription server") as base_url:
+        yield base_url, seen
 
 
 @needs_speech
