@@ -49,7 +49,6 @@ __all__ = [
     "conform",
     "run_genre",
     "genre_backend",
-    "genre_backend_id",
     "align_beats",
     "follow_level",
 ]
@@ -291,12 +290,6 @@ def genre_backend(settings) -> tuple[str, Path | None]:
     return "musicgen", folder
 
 
-def genre_backend_id(settings) -> str:
-    """A stable id of the genre backend, for the render cache key."""
-    backend, folder = genre_backend(settings)
-    return backend if folder is None else f"{backend}:{folder.name}"
-
-
 def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
     """The genre render stage (see the module docstring)."""
     genre = spec.genre
@@ -319,7 +312,7 @@ def run_genre(audio: Audio, spec: RemixSpec, context) -> Audio:
         if duck > 0:
             pre = pre - np.float32(duck) * stems["drums"].samples
 
-    backend, folder = genre_backend(context.settings)
+    backend, folder = context.genre_backend()
     beats = _steady(beats) if len(beats) >= 8 else beats
     speed, out_beats = conform(beats, audio.frames, sr, plan)
     song = fx.time_stretch(pre, sr, speed, high_quality=False)

@@ -66,6 +66,7 @@ class RenderContext:
     _beats: Any = None
     _plans: dict = field(default_factory=dict)
     _arranged_stems: dict = field(default_factory=dict)
+    _genre_backend: Any = None
     progress: Callable[[float, str], None] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -89,6 +90,14 @@ class RenderContext:
             )
             self.notes.append(f"stems by {self._stems.backend} ({self._stems.model_id}), {self._stems.source}")
         return self._stems
+
+    def genre_backend(self):
+        """``(backend, weights folder)`` for genre shifts, looked up once per render (see genre.genre_backend)."""
+        if self._genre_backend is None:
+            from .genre import genre_backend
+
+            self._genre_backend = genre_backend(self.settings)
+        return self._genre_backend
 
     @property
     def beats(self):
@@ -218,9 +227,8 @@ def _run_genre(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
 
 
 def _genre_context(context: RenderContext):
-    from .genre import genre_backend_id
-
-    return [context.separator.model_id, genre_backend_id(context.settings)]
+    backend, folder = context.genre_backend()
+    return [context.separator.model_id, backend if folder is None else f"{backend}:{folder.name}"]
 
 
 def _stem_credits(spec: RemixSpec, context: RenderContext) -> list[str]:
@@ -228,9 +236,7 @@ def _stem_credits(spec: RemixSpec, context: RenderContext) -> list[str]:
 
 
 def _genre_credits(spec: RemixSpec, context: RenderContext) -> list[str]:
-    from .genre import genre_backend
-
-    backend, folder = genre_backend(context.settings)
+    backend, folder = context.genre_backend()
     if backend == "musicgen":
         from .generators.musicgen import MUSICGEN_LICENCE
 
@@ -378,6 +384,7 @@ class Renderer:
         """Run every stage of ``spec`` over ``source`` and return the final audio and a trace."""
         context = self.context(source)
         context.notes.clear()
+        context._genre_backend = None  # weights may have been added since the last render
         context.progress = None
         if progress is not None:
             context.progress = lambda fraction, message: progress(f"stem_mix: {message} {fraction:.0%}", 1, len(STAGES))
