@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,11 @@ class Session:
         planner: anything with ``plan(message, context) -> PlanResult`` (default: see
             :func:`default_planner`).
         renderer: a shared renderer (its caches make revisits instant).
-        out_dir: where each version's audio is written (default: the data folder).
+        out_dir: where each version's audio is written (default: a folder of this session's
+            own under the data folder, so two sessions on the same song never share files).
     """
+
+    preview_seconds = 8.0
 
     def __init__(self, source: Source, settings: Settings | None = None, planner=None, renderer=None, out_dir=None):
         self.settings = settings or get_settings()
@@ -87,7 +91,8 @@ class Session:
         self.versions: list[Version] = [Version(0, RemixSpec(), None)]
         self.current = 0
         self.turns: list[Turn] = []
-        self.out_dir = Path(out_dir) if out_dir else self.settings.data_dir / "sessions" / source.key[:16]
+        self.id = uuid.uuid4().hex
+        self.out_dir = Path(out_dir) if out_dir else self.settings.data_dir / "sessions" / self.id
         self._redo: dict[int, int] = {}  # version -> the child an undo came back from
 
     # ------------------------------------------------------------------ state
@@ -214,12 +219,15 @@ class Session:
 
     # ------------------------------------------------------------------ audio
 
-    def render_version(self, number: int) -> Path:
-        """Render version ``number`` (memoised) and write it as ``v<number>.wav``; returns the path."""
+    def render_version(self, number: int, progress=None) -> Path:
+        """Render version ``number`` (memoised) and write it as ``v<number>.wav``; returns the path.
+
+        ``progress(stage name, index, count)`` is told each render stage as it starts.
+        """
         path = self.out_dir / f"v{number}.wav"
         if path.exists():
             return path
-        result = self.renderer.render(self.source, self.versions[number].spec)
+        result = self.renderer.render(self.source, self.versions[number].spec, progress)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save(result.audio, path)
         (self.out_dir / f"v{number}.json").write_text(
@@ -229,6 +237,44 @@ class Session:
             )
         )
         return path
+
+    def is_rendered(self, number: int) -> bool:
+        return (self.out_dir / f"v{number}.wav").exists()
+
+    def preview_window(self) -> tuple[float, float] | None:
+        """Where a preview listens: (start, seconds), on a bar line at the first chorus (or the
+        first section after the intro); None when the song is short enough to render whole."""
+        analysis = self.analysis
+        seconds = self.preview_seconds
+        if analysis.duration_s < 2.5 * seconds:
+            return None
+        sections = analysis.sections
+        chosen = next((s for s in sections if s.label == "chorus"), None)
+        if chosen is None:
+            chosen = next((s for s in sections if s.start > 0 and s.label != "intro"), sections[0] if sections else None)
+        start = chosen.start if chosen is not None else 0.0
+        if analysis.downbeats:
+            start = min(analysis.downbeats, key=lambda t: abs(t - start))
+        start = max(0.0, min(start, analysis.duration_s - seconds))
+        return start, seconds
+
+    def preview(self, number: int) -> tuple[Path, float, float] | None:
+        """A short window of version ``number`` rendered first, so a change is heard at once.
+
+        Returns (path, start, seconds) of the window in the original song's time, or None
+        when there is nothing to gain (already rendered, a short song) or a window cannot be
+        quick (see Renderer.preview).
+        """
+        window = self.preview_window()
+        if window is None or self.is_rendered(number):
+            return None
+        result = self.renderer.preview(self.source, self.versions[number].spec, *window)
+        if result is None:
+            return None
+        path = self.out_dir / f"v{number}-preview.wav"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save(result.audio, path)
+        return path, window[0], window[1]
 
     def audio(self, number: int | None = None) -> Audio:
         return self.renderer.render(self.source, self.versions[self.current if number is None else number].spec).audio

@@ -69,7 +69,8 @@ def test_versions_undo_redo_compare_and_download(chat, song):
     key, history, _ = chat.send(key, {"text": "make it 10% faster", "files": []}, history)
     key, history, _ = chat.send(key, {"text": "a whole tone lower", "files": []}, history)
     rows, a, b, dl = chat.versions_view(key)
-    assert [r[0] for r in rows] == ["v0", "v1", "v2"] and rows[2][3] == "now" and rows[2][1] == "v1"
+    assert [r[0] for r in rows] == ["v0", "v1", "v2"] and rows[2][4] == "now" and rows[2][1] == "v1"
+    assert [r[3] for r in rows] == ["0:06", "0:05", "0:05"]  # lengths of the rendered versions
     assert (a["value"], b["value"]) == ("v1", "v2")
     history = chat.button(key, "undo", history)
     assert chat.sessions[key].current == 1 and "back to v1" in history[-2]["content"]
@@ -77,7 +78,8 @@ def test_versions_undo_redo_compare_and_download(chat, song):
     assert chat.sessions[key].current == 2
     history = chat.button(key, "redo", history)
     assert history[-1]["content"] == "Nothing to redo."
-    path_a, path_b = chat.compare(key, "v0", "v2")
+    path_a, path_b, player = chat.compare(key, "v0", "v2")
+    assert f"file={path_a}" in player and f"file={path_b}" in player and "ab-listen-b" in player
     assert load(path_a).duration_s == pytest.approx(6.0, abs=0.01) and load(path_b).duration_s == pytest.approx(6.0 / 1.1, abs=0.05)
     for fmt in ("mp3", "flac"):
         audio_file, recipe = chat.download(key, "v2", fmt)

@@ -10,6 +10,7 @@ straight through, costing nothing.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,9 +29,16 @@ from .spec import RemixSpec, section_key
 from .styles import STYLES_VERSION
 from .tempo_pitch import resolve_ratio, stretch
 
-__all__ = ["Source", "Stage", "STAGES", "StageRun", "RenderResult", "Renderer", "render", "apply_fades"]
+__all__ = [
+    "Source", "Stage", "STAGES", "StageRun", "RenderResult", "Renderer", "render", "apply_fades",
+    "PreviewUnavailable", "window_analysis",
+]  # fmt: skip
 
 ProgressFn = Callable[[str, int, int], None]
+
+
+class PreviewUnavailable(Exception):
+    """A preview window cannot be rendered quickly (it needs stems that are not separated yet)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class RenderContext:
     _genre_backend: Any = None
     progress: Callable[[float, str], None] | None = None
     notes: list[str] = field(default_factory=list)
+    separate_on_demand: bool = True  # False for previews: missing stems raise PreviewUnavailable
+    _stems_lock: Any = field(default_factory=threading.Lock, repr=False)
 
     @property
     def separator(self):
@@ -83,11 +93,15 @@ class RenderContext:
     def stems(self):
         """The source's four stems (a StemSet), separated once and cached on disk."""
         if self._stems is None:
-            from .separate import separate_cached
+            if not self.separate_on_demand:
+                raise PreviewUnavailable("the stems are not separated yet")
+            with self._stems_lock:  # one separation per source, also when asked from another thread
+                if self._stems is None:
+                    from .separate import separate_cached
 
-            self._stems = separate_cached(
-                self.source.audio, self.source.key, self.settings, self.separator, self.progress
-            )
+                    self._stems = separate_cached(
+                        self.source.audio, self.source.key, self.settings, self.separator, self.progress
+                    )
             self.notes.append(f"stems by {self._stems.backend} ({self._stems.model_id}), {self._stems.source}")
         return self._stems
 
@@ -371,23 +385,90 @@ class Renderer:
         self.settings = settings or get_settings()
         folder = self.settings.cache_dir / "stages" if disk else None
         self.cache = StageCache(folder, memory_mb=memory_mb, disk_mb=self.settings.stage_cache_mb)
+        self._preview_cache = StageCache(None, memory_mb=64.0, disk_mb=0.0)
         self._contexts: dict[str, RenderContext] = {}
+        self._lock = threading.RLock()
 
     def context(self, source: Source) -> RenderContext:
-        context = self._contexts.get(source.key)
-        if context is None or context.source is not source:
-            context = RenderContext(source=source, settings=self.settings)
-            self._contexts = {source.key: context}
-        return context
+        """The source's context (analysis, stems, plans); the last few sources' are kept."""
+        with self._lock:
+            context = self._contexts.pop(source.key, None)
+            if context is None:
+                context = RenderContext(source=source, settings=self.settings)
+            self._contexts[source.key] = context  # most recent last
+            while len(self._contexts) > 3:
+                self._contexts.pop(next(iter(self._contexts)))
+            return context
 
     def render(self, source: Source, spec: RemixSpec, progress: ProgressFn | None = None) -> RenderResult:
-        """Run every stage of ``spec`` over ``source`` and return the final audio and a trace."""
-        context = self.context(source)
-        context.notes.clear()
-        context._genre_backend = None  # weights may have been added since the last render
-        context.progress = None
-        if progress is not None:
-            context.progress = lambda fraction, message: progress(f"stem_mix: {message} {fraction:.0%}", 1, len(STAGES))
+        """Run every stage of ``spec`` over ``source`` and return the final audio and a trace.
+
+        Renders run one at a time (they share the contexts and caches, and each already uses
+        the machine's cores); ``progress(stage name, index, count)`` reports each stage.
+        """
+        with self._lock:
+            context = self.context(source)
+            context.notes.clear()
+            context._genre_backend = None  # weights may have been added since the last render
+            context.progress = None
+            if progress is not None:
+                context.progress = lambda fraction, message: progress(f"stem_mix: {message} {fraction:.0%}", 1, len(STAGES))
+            return self._run(context, spec, self.cache, progress)
+
+    def preview(self, source: Source, spec: RemixSpec, start_s: float, seconds: float) -> RenderResult | None:
+        """``spec`` over a window of ``seconds`` from ``start_s`` of the song, for a first listen.
+
+        The window is rendered like the whole song (same stages, same analysis, the cached
+        stems cut to the window) but kept only in a small memory cache. Returns None when a
+        window cannot stand for the result or cannot be quick: a rearranged song (the window
+        would be in another place) or a genre shift through a learned generator. Stems not
+        separated yet are separated for the window alone. Fades are left out (they belong to
+        the song's ends).
+        """
+        if spec.arrangement.items is not None:
+            return None
+        with self._lock:
+            context = self.context(source)
+            audio = source.audio
+            rate = audio.sample_rate
+            first = max(0, min(int(round(start_s * rate)), audio.frames - 1))
+            last = min(audio.frames, first + max(1, int(round(seconds * rate))))
+            if spec.genre.name and spec.genre.amount > 0 and context.genre_backend()[0] != "dsp":
+                return None
+            window = Source(Audio.trusted(audio.samples[:, first:last], rate), key=f"{source.key}-w{first}-{last}")
+            start, end = first / rate, last / rate
+            window_context = RenderContext(
+                source=window,
+                settings=self.settings,
+                _analysis=window_analysis(context.analysis, start, end),
+                _separator=context._separator,
+                _genre_backend=context.genre_backend(),
+                separate_on_demand=False,
+            )
+            stems = context._stems
+            if stems is None:
+                from .separate import cached_stems
+
+                stems = cached_stems(audio, source.key, self.settings, context.separator)
+            if stems is not None:
+                from .separate import StemSet
+
+                cut = {name: Audio.trusted(stem.samples[:, first:last], stem.sample_rate) for name, stem in stems.stems.items()}
+                window_context._stems = StemSet(cut, stems.backend, stems.model_id, stems.source)
+            unfaded = spec.update(arrangement=spec.arrangement.model_copy(update={"fade_in_s": 0.0, "fade_out_s": 0.0}))
+            try:
+                result = self._run(window_context, unfaded, self._preview_cache, None)
+            except PreviewUnavailable:
+                # The song is not separated yet: separate just the window (seconds, not minutes).
+                from .separate import separate_in_memory
+
+                window_context._stems = separate_in_memory(window.audio, context.separator)
+                result = self._run(window_context, unfaded, self._preview_cache, None)
+        edges = apply_fades(result.audio, min(0.02, result.audio.duration_s / 4), min(0.25, result.audio.duration_s / 4))
+        return replace(result, audio=edges)
+
+    def _run(self, context: RenderContext, spec: RemixSpec, cache: StageCache, progress: ProgressFn | None) -> RenderResult:
+        source = context.source
         audio, key = source.audio, source.key
         runs: list[StageRun] = []
         credits: list[str] = []
@@ -402,12 +483,12 @@ class Renderer:
             key = section_key(key, stage.name, stage.version, stage.section(spec), extra)
             if stage.credits is not None:
                 credits.extend(c for c in stage.credits(spec, context) if c not in credits)
-            cached, where = self.cache.get(key)
+            cached, where = cache.get(key)
             if cached is not None:
                 audio = cached
             else:
                 audio = stage.run(audio, spec, context)
-                self.cache.put(key, audio, persist=stage.persist)
+                cache.put(key, audio, persist=stage.persist)
                 where = "computed"
             runs.append(StageRun(stage.name, key, where, time.perf_counter() - started))
         if progress is not None:
@@ -415,6 +496,27 @@ class Renderer:
         return RenderResult(
             audio=audio, key=key, stages=tuple(runs), notes=tuple(context.notes), provenance=tuple(credits)
         )
+
+
+def window_analysis(analysis, start_s: float, end_s: float):
+    """``analysis`` as seen from a window ``start_s..end_s`` of the song (times from the window's start)."""
+
+    def inside(times):
+        return [t - start_s for t in times if start_s <= t < end_s]
+
+    sections = [
+        section.model_copy(update={"start": max(section.start, start_s) - start_s, "end": min(section.end, end_s) - start_s})
+        for section in analysis.sections
+        if section.end > start_s and section.start < end_s
+    ]
+    return analysis.model_copy(
+        update={
+            "duration_s": end_s - start_s,
+            "beats": inside(analysis.beats),
+            "downbeats": inside(analysis.downbeats),
+            "sections": sections,
+        }
+    )
 
 
 def render(source: Source | Audio, spec: RemixSpec | None = None, settings: Settings | None = None) -> Audio:

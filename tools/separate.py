@@ -34,6 +34,8 @@ __all__ = [
     "StemSet",
     "get_separator",
     "separate_cached",
+    "cached_stems",
+    "separate_in_memory",
     "mix_stems",
 ]
 
@@ -322,6 +324,18 @@ def _separate_into(folder: Path, audio: Audio, separator: Separator, progress: P
         writer.close()
 
 
+def cached_stems(audio: Audio, source_key: str, settings: Settings, separator: Separator) -> StemSet | None:
+    """The stems of this source and model when they are in the disk cache, else None (never separates)."""
+    folder = _stem_folder(settings, source_key, separator.model_id)
+    cached = _read_stems(folder, audio.sample_rate, audio.frames) if folder.exists() else None
+    return None if cached is None else StemSet(cached, separator.name, separator.model_id, source="cache")
+
+
+def separate_in_memory(audio: Audio, separator: Separator) -> StemSet:
+    """Four stems of a short ``audio`` (a preview window), separated in memory and not cached."""
+    return StemSet(_finish(audio, separator.separate(audio)), separator.name, separator.model_id)
+
+
 def separate_cached(
     audio: Audio,
     source_key: str,
@@ -337,11 +351,11 @@ def separate_cached(
     """
     separator = separator or get_separator(settings)
     folder = _stem_folder(settings, source_key, separator.model_id)
-    cached = _read_stems(folder, audio.sample_rate, audio.frames) if folder.exists() else None
+    cached = cached_stems(audio, source_key, settings, separator)
     if cached is not None:
         if progress is not None:
             progress(1.0, "stems from the cache")
-        return StemSet(cached, separator.name, separator.model_id, source="cache")
+        return cached
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:

@@ -4,6 +4,7 @@ and a mixer page with direct controls. The demo song is loaded and ready on firs
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 __all__ = ["StudioBackend", "ChatBackend", "build_app", "launch"]
@@ -106,62 +107,171 @@ class ChatBackend:
     """The conversation behind the chat page: one session per browser tab, kept server-side.
 
     Every handler returns the chat history in Gradio's messages format; a failure becomes a
-    plain-words assistant message, never an exception, and never loses the session.
+    plain-words assistant message, never an exception, and never loses the session. The page
+    holds only a session key (per browser tab), so two listeners never see each other's songs.
     """
 
-    def __init__(self, settings, renderer=None):
+    def __init__(self, settings, renderer=None, prepare_stems: bool = True):
+        import threading
+
         from tools.render import Renderer
 
         self.settings = settings
         self.renderer = renderer or Renderer(settings)
         self.sessions: dict = {}
+        self.prepare_stems = prepare_stems
+        self._voice_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ songs
 
     def start(self, path) -> tuple[str | None, list]:
         """Open ``path``: a new session, and a first message describing the song with its audio."""
-        import uuid
-
         from assistant.session import Session
         from tools.describe import describe
         from tools.errors import RemixError
         from tools.render import Source
 
+        name = Path(str(path)).name if path else "that file"
         try:
             source = Source.from_path(path, self.settings)
             session = Session(source, self.settings, renderer=self.renderer)
             description = describe(session.analysis)
             original = session.render_version(0)
         except RemixError as error:
-            return None, [{"role": "assistant", "content": f"I could not open that file: {error}"}]
-        key = uuid.uuid4().hex
-        self.sessions[key] = session
-        intro = f"**{Path(path).name}** is ready. {description} Ask for the version you want to hear."
-        return key, [{"role": "assistant", "content": intro}, _audio_message(original, "v0, the original")]
+            return None, [{"role": "assistant", "content": f"I could not open {name}: {error}"}]
+        except Exception as error:  # noqa: BLE001 - the page must get words, not a traceback
+            log.exception("opening %s failed", name)
+            return None, [{"role": "assistant", "content": f"I could not open {name}: {_plain(error)}"}]
+        self.sessions[session.id] = session
+        if self.prepare_stems:
+            self._separate_in_background(session)
+        intro = f"**{name}** is ready. {description} Ask for the version you want to hear."
+        return session.id, [{"role": "assistant", "content": intro}, _audio_message(original, "v0, the original")]
+
+    def _separate_in_background(self, session) -> None:
+        """Separate the song's stems while the listener listens, so stem and genre requests are quick."""
+        import threading
+
+        def work():
+            try:
+                session.renderer.context(session.source).stems()
+            except Exception:  # noqa: BLE001 - a request that needs stems will say what went wrong
+                log.warning("background separation failed", exc_info=True)
+
+        threading.Thread(target=work, name="separate-stems", daemon=True).start()
+
+    # ------------------------------------------------------------------ a turn
 
     def send(self, key: str | None, message, history: list) -> tuple[str | None, list, dict | None]:
-        """One turn: (session key, the new history, the cleared input box)."""
+        """One turn, run to the end: (session key, the new history, the cleared input box)."""
+        result = (key, list(history or []), None)
+        for result in self.send_steps(key, message, history):
+            pass
+        return result
+
+    def send_steps(self, key: str | None, message, history: list, progress=None):
+        """One turn as it happens: yields (session key, history, cleared box) after each step.
+
+        The listener's words (or a voice note's transcript) show at once, then the plan and
+        reply, then a short preview of the new version where one can be quick, then the full
+        render (with ``progress(fraction, desc)`` told each stage).
+        """
         text, files = _message_parts(message)
         history = list(history or [])
-        if files and not text:
-            new_key, opened = self.start(files[0])
-            return (new_key or key), history + [{"role": "user", "content": f"(opened {Path(files[0]).name})"}] + opened, None
-        session = self.sessions.get(key)
-        if session is None:
-            return key, history + [{"role": "assistant", "content": "Open a song first (drop it in the box)."}], None
-        if not text:
-            return key, history, None
-        turn = session.turn(text)
-        history.append({"role": "user", "content": text})
+        try:
+            notes = [f for f in files if _is_voice_note(f)]
+            songs = [f for f in files if f not in notes]
+            if songs:
+                new_key, opened = self.start(songs[0])
+                history += [{"role": "user", "content": f"(opened {Path(songs[0]).name})"}] + opened
+                key = new_key or key
+                yield key, history, None
+                if new_key is None:
+                    return
+            if notes and not text:
+                history.append({"role": "user", "content": "🎤 (voice note)"})
+                yield key, history, None
+                heard = self._transcribe(notes[0])
+                if isinstance(heard, str) and heard.startswith("!"):
+                    history[-1] = {"role": "user", "content": "🎤 (voice note)"}
+                    history.append({"role": "assistant", "content": heard[1:]})
+                    yield key, history, None
+                    return
+                history[-1] = {"role": "user", "content": f"🎤 {heard}"}
+                text = heard
+            elif text:
+                history.append({"role": "user", "content": text})
+            if not text:
+                yield key, history, None
+                return
+            session = self.sessions.get(key)
+            if session is None:
+                history.append({"role": "assistant", "content": "Open a song first (drop it in the box)."})
+                yield key, history, None
+                return
+            yield key, history, None
+            yield from self._turn(key, session, text, history, progress)
+        except Exception as error:  # noqa: BLE001 - never a traceback in the chat
+            log.exception("a turn failed")
+            history.append({"role": "assistant", "content": f"Something went wrong on my side ({_plain(error)}). Your versions are safe; try again or ask for something else."})
+            yield key, history, None
+
+    def _turn(self, key, session, text: str, history: list, progress):
+        from tools.errors import RemixError
+
+        before = session.current
+        turn = session.turn(text, render=False)
         steps = "\n".join(f"{call['tool']} {json.dumps(call['args'])}" for call in turn.calls)
         if steps:
             history.append({"role": "assistant", "content": steps, "metadata": {"title": "tool steps"}})
         history.append({"role": "assistant", "content": turn.reply or "Done."})
         for note in turn.notes:
             history.append({"role": "assistant", "content": f"_{note}_"})
-        if turn.audio_path is not None and any(call["tool"] != "describe" for call in turn.calls):
-            label = turn.reply.split(". ")[0].rstrip(".") if turn.reply else session.versions[turn.version].summary
-            history.append(_audio_message(turn.audio_path, f"v{turn.version}: {label}"))
-        return key, history, None
+        changed = any(call["tool"] != "describe" for call in turn.calls) and (session.current != before or turn.calls)
+        if not changed:
+            yield key, history, None
+            return
+        number = session.current
+        label = turn.reply.split(". ")[0].rstrip(".") if turn.reply else session.versions[number].summary
+        if not session.is_rendered(number):
+            yield key, history, None
+            try:
+                preview = session.preview(number)
+            except RemixError:
+                preview = None
+            if preview is not None:
+                _, start, seconds = preview
+                history.append(_audio_message(preview[0], f"preview {_clock(start)}-{_clock(start + seconds)} (the whole song is on its way)"))
+                yield key, history, None
+        reporter = None
+        if progress is not None:
+            def reporter(stage: str, index: int, count: int) -> None:
+                progress(index / max(count, 1), desc=_stage_words(stage))
+        try:
+            path = session.render_version(number, progress=reporter)
+        except RemixError as error:
+            history.append({"role": "assistant", "content": f"The audio could not be rendered: {error}. Your versions are safe."})
+            yield key, history, None
+            return
+        if history and _is_preview(history[-1]):
+            history.pop()
+        history.append(_audio_message(path, f"v{number}: {label}"))
+        yield key, history, None
 
+    def _transcribe(self, path) -> str:
+        """The voice note's words, normalised for the planner; '!' and a message when none."""
+        from assistant.voice import transcribe
+        from tools.errors import RemixError
+
+        try:
+            with self._voice_lock:
+                heard = transcribe(path, self.settings)
+        except RemixError as error:
+            return f"!I could not understand that voice note: {error}"
+        words = (heard.normalised or heard.text).strip()
+        return words if words else "!I could not hear a request in that voice note; try again closer to the microphone."
+
+    # ------------------------------------------------------------------ buttons and panels
 
     def button(self, key: str | None, action: str, history: list) -> list:
         """Undo or redo from a button: the same history call a message would make."""
@@ -191,7 +301,8 @@ class ChatBackend:
         for version in session.versions:
             mark = "now" if version.number == session.current else ""
             parent = "" if version.parent is None else f"v{version.parent}"
-            rows.append([f"v{version.number}", parent, version.request or version.summary, mark])
+            length = _clock(_duration(session, version.number)) if session.is_rendered(version.number) else ""
+            rows.append([f"v{version.number}", parent, version.request or version.summary, length, mark])
             names.append(f"v{version.number}")
         current = f"v{session.current}"
         previous = f"v{session.versions[session.current].parent}" if session.versions[session.current].parent is not None else current
@@ -202,15 +313,42 @@ class ChatBackend:
             gr.update(choices=names, value=current),
         )
 
+    def picture_view(self, key: str | None):
+        """(the current version's picture, its section chips) of the session."""
+        import gradio as gr
+
+        session = self.sessions.get(key)
+        if session is None:
+            return None, gr.update(choices=[], value=None)
+        number = session.current
+        try:
+            sections, beats, downbeats, audio = _timeline(session, number)
+            path = session.out_dir / f"v{number}.png"
+            if not path.exists():
+                from ui.picture import draw_song
+
+                title = f"v{number}: {session.versions[number].request or 'the original song'}"
+                draw_song(audio, path, sections=sections, beats=beats, downbeats=downbeats, title=title[:90])
+        except Exception:  # noqa: BLE001 - a missing picture must not break the page
+            log.warning("no picture for v%s", number, exc_info=True)
+            return None, gr.update(choices=[], value=None)
+        names = list(dict.fromkeys(name for name, _, _ in sections))
+        return str(path), gr.update(choices=names, value=None)
+
     def compare(self, key: str | None, a: str | None, b: str | None):
-        """The two picked versions' audio, for A/B listening."""
+        """The two picked versions' audio, for A/B listening: (path A, path B, the A/B player)."""
         session = self.sessions.get(key)
         if session is None or not a or not b:
-            return None, None
-        return str(session.render_version(int(a[1:]))), str(session.render_version(int(b[1:])))
+            return None, None, _ab_html(None, None, "", "")
+        try:
+            path_a, path_b = session.render_version(int(a[1:])), session.render_version(int(b[1:]))
+        except Exception:  # noqa: BLE001
+            log.warning("A/B of %s and %s failed", a, b, exc_info=True)
+            return None, None, _ab_html(None, None, a, b)
+        return str(path_a), str(path_b), _ab_html(path_a, path_b, a, b)
 
     def download(self, key: str | None, name: str | None, fmt: str):
-        """The picked version as a file in ``fmt``, with its recipe and provenance beside it."""
+        """The picked version as a file in ``fmt``, with its manifest (recipe and provenance) beside it."""
         from tools.errors import RemixError
 
         session = self.sessions.get(key)
@@ -219,10 +357,144 @@ class ChatBackend:
         number = int(name[1:])
         try:
             path = session.export(number, fmt)
+            session.render_version(number)  # writes v<n>.json: the spec and the provenance
         except RemixError:
             return None
-        session.render_version(number)  # writes v<n>.json: the spec and the provenance
         return [str(path), str(session.out_dir / f"v{number}.json")]
+
+    def download_stems(self, key: str | None, name: str | None):
+        """The song's four stems, cut as the picked version arranges the song, as wav files."""
+        from tools.audio import save
+        from tools.errors import RemixError
+
+        session = self.sessions.get(key)
+        if session is None or not name:
+            return None
+        number = int(name[1:])
+        spec = session.versions[number].spec
+        folder = session.out_dir / f"v{number}-stems"
+        song = Path(session.source.path).stem if session.source.path else "song"
+        paths = [folder / f"{song}-v{number}-{stem}.wav" for stem in ("vocals", "drums", "bass", "other")]
+        if all(p.exists() for p in paths):
+            return [str(p) for p in paths]
+        try:
+            with session.renderer._lock:
+                stems = session.renderer.context(session.source).stems_for(spec)
+            folder.mkdir(parents=True, exist_ok=True)
+            for path, stem in zip(paths, ("vocals", "drums", "bass", "other")):
+                save(stems[stem], path)
+        except RemixError:
+            return None
+        return [str(p) for p in paths]
+
+
+log = logging.getLogger(__name__)
+
+
+def _plain(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _duration(session, number: int) -> float:
+    import soundfile
+
+    try:
+        return soundfile.info(str(session.out_dir / f"v{number}.wav")).duration
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+_STAGE_WORDS = {
+    "arrangement": "rearranging the song",
+    "stem_mix": "separating and mixing the stems",
+    "genre": "generating the new groove",
+    "tempo_pitch": "changing tempo and pitch",
+    "styles": "adding the style",
+    "fades": "fading",
+    "master": "mastering",
+    "done": "done",
+}
+
+
+def _stage_words(stage: str) -> str:
+    name, _, detail = stage.partition(": ")
+    words = _STAGE_WORDS.get(name, name.replace("_", " "))
+    return f"{words}: {detail}" if detail else words
+
+
+def _is_voice_note(path) -> bool:
+    """A microphone recording from the box (the browser names it audio.wav), not a song."""
+    return Path(str(path)).name.lower() in ("audio.wav", "audio.webm", "recording.wav")
+
+
+def _is_preview(message) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    label = getattr(content, "label", None) or ""
+    return isinstance(label, str) and label.startswith("preview")
+
+
+def _timeline(session, number: int):
+    """Sections, beats and downbeats where they play in version ``number``, and its audio."""
+    from tools.audio import load
+
+    audio = load(session.render_version(number))
+    with session.renderer._lock:
+        analysis = session.renderer.context(session.source).analysis_for(session.versions[number].spec)
+    scale = audio.duration_s / analysis.duration_s if analysis.duration_s > 0 else 1.0
+    sections = [(s.name, s.start * scale, s.end * scale) for s in analysis.sections]
+    return sections, [t * scale for t in analysis.beats], [t * scale for t in analysis.downbeats], audio
+
+
+def _ab_html(path_a, path_b, name_a: str, name_b: str) -> str:
+    """Two players and two buttons: switching plays the other version from the same position."""
+    from html import escape
+
+    if path_a is None or path_b is None:
+        return "<p class='ab-empty'>Pick two versions to compare.</p>"
+
+    def source(path) -> str:
+        from urllib.parse import quote
+
+        return escape(f"/gradio_api/file={quote(str(path))}")
+
+    return (
+        "<div class='ab'>"
+        f"<button id='ab-listen-a' data-ab='a' type='button'>Listen to A ({escape(name_a)})</button>"
+        f"<button id='ab-listen-b' data-ab='b' type='button'>Listen to B ({escape(name_b)})</button>"
+        f"<audio id='ab-audio-a' controls preload='auto' src='{source(path_a)}'></audio>"
+        f"<audio id='ab-audio-b' controls preload='auto' src='{source(path_b)}'></audio>"
+        "</div>"
+    )
+
+
+# Switching between A and B keeps the position; playing one pauses the other.
+_AB_JS = """
+let position = 0;
+const players = () => [element.querySelector('#ab-audio-a'), element.querySelector('#ab-audio-b')];
+element.addEventListener('timeupdate', (event) => { if (!event.target.paused) position = event.target.currentTime; }, true);
+element.addEventListener('seeked', (event) => { position = event.target.currentTime; }, true);
+element.addEventListener('play', (event) => {
+  for (const other of players()) if (other && other !== event.target) other.pause();
+}, true);
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-ab]');
+  if (!button) return;
+  const [a, b] = players();
+  if (!a || !b) return;
+  const [play, stop] = button.dataset.ab === 'a' ? [a, b] : [b, a];
+  if (!stop.paused) position = stop.currentTime;
+  stop.pause();
+  const start = () => { play.currentTime = Math.min(position, play.duration || position); play.play(); };
+  if (play.readyState >= 1) start(); else play.addEventListener('loadedmetadata', start, { once: true });
+  for (const other of element.querySelectorAll('button[data-ab]')) other.classList.toggle('ab-on', other === button);
+});
+"""
 
 
 def _audio_message(path, label: str) -> dict:
@@ -254,43 +526,82 @@ def build_app(settings, song: Path | None = None):
     # Analyse and render the first song now (cached from then on), so the page opens with it ready.
     warm_key, _ = chat.start(str(first_song))
     chat.sessions.pop(warm_key, None)
+
+    def send(key, message, history, progress=gr.Progress()):
+        yield from chat.send_steps(key, message, history, progress)
+
+    def chip(name, message):
+        text, files = _message_parts(message)
+        return None, {"text": f"{text} {name}".strip() if name else text, "files": files}
+
     with gr.Blocks(title="Remix assistant", analytics_enabled=False) as app:
         gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
         with gr.Tab("Chat"):
             session_key = gr.State(None)
             with gr.Row():
                 with gr.Column(scale=3):
-                    history = gr.Chatbot(label="Conversation", height=560, group_consecutive_messages=False)
-                    box = gr.MultimodalTextbox(
-                        placeholder="e.g. take the vocals out, then make it lo-fi",
-                        file_types=["audio"],
-                        sources=["upload"],
-                        show_label=False,
+                    history = gr.Chatbot(
+                        label="Conversation", height=560, group_consecutive_messages=False, elem_id="chat"
                     )
-                    gr.Examples(EXAMPLES, inputs=box, label="Try")
+                    box = gr.MultimodalTextbox(
+                        placeholder="e.g. take the vocals out, then make it lo-fi (or record a voice note)",
+                        file_types=["audio"],
+                        sources=["upload", "microphone"],
+                        show_label=False,
+                        elem_id="box",
+                    )
+                    with gr.Column(elem_id="examples"):
+                        gr.Examples(EXAMPLES, inputs=box, label="Try")
+                    picture = gr.Image(
+                        label="Now playing: sections and beats", type="filepath", interactive=False, elem_id="picture"
+                    )
+                    sections = gr.Radio(choices=[], label="Sections (click to add to your request)", elem_id="sections")
                 with gr.Column(scale=2):
-                    table = gr.Dataframe(headers=["version", "from", "what changed", ""], label="Versions", interactive=False)
+                    table = gr.Dataframe(
+                        headers=["version", "from", "what changed", "length", ""],
+                        label="Versions",
+                        interactive=False,
+                        elem_id="versions",
+                    )
                     with gr.Row():
-                        undo = gr.Button("Undo")
-                        redo = gr.Button("Redo")
+                        undo = gr.Button("Undo", elem_id="undo")
+                        redo = gr.Button("Redo", elem_id="redo")
                     with gr.Row():
-                        pick_a = gr.Dropdown(label="A", choices=[])
-                        pick_b = gr.Dropdown(label="B", choices=[])
-                    play_a = gr.Audio(label="A", type="filepath", interactive=False)
-                    play_b = gr.Audio(label="B", type="filepath", interactive=False)
+                        pick_a = gr.Dropdown(label="A", choices=[], elem_id="pick-a")
+                        pick_b = gr.Dropdown(label="B", choices=[], elem_id="pick-b")
+                    ab = gr.HTML(_ab_html(None, None, "", ""), js_on_load=_AB_JS, elem_id="ab")
+                    play_a = gr.Audio(label="A", type="filepath", interactive=False, visible=False)
+                    play_b = gr.Audio(label="B", type="filepath", interactive=False, visible=False)
                     with gr.Row():
-                        pick_dl = gr.Dropdown(label="Download version", choices=[])
-                        fmt = gr.Radio(["mp3", "wav", "flac"], value="mp3", label="Format")
-                    get = gr.Button("Download")
-                    files = gr.File(label="Files", file_count="multiple")
-            view = dict(fn=chat.versions_view, inputs=session_key, outputs=[table, pick_a, pick_b, pick_dl])
-            app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history]).then(**view)
-            box.submit(chat.send, inputs=[session_key, box, history], outputs=[session_key, history, box]).then(**view)
-            undo.click(lambda k, h: chat.button(k, "undo", h), inputs=[session_key, history], outputs=history).then(**view)
-            redo.click(lambda k, h: chat.button(k, "redo", h), inputs=[session_key, history], outputs=history).then(**view)
-            for picker in (pick_a, pick_b):
-                picker.change(chat.compare, inputs=[session_key, pick_a, pick_b], outputs=[play_a, play_b])
-            get.click(chat.download, inputs=[session_key, pick_dl, fmt], outputs=files)
+                        pick_dl = gr.Dropdown(label="Download version", choices=[], elem_id="pick-dl")
+                        fmt = gr.Radio(["mp3", "wav", "flac"], value="mp3", label="Format", elem_id="fmt")
+                    with gr.Row():
+                        get = gr.Button("Download the mix", elem_id="download")
+                        get_stems = gr.Button("Download the stems", elem_id="download-stems")
+                    files = gr.File(label="Files", file_count="multiple", elem_id="files")
+            view = dict(fn=chat.versions_view, inputs=session_key, outputs=[table, pick_a, pick_b, pick_dl], api_name=False)
+            look = dict(fn=chat.picture_view, inputs=session_key, outputs=[picture, sections], api_name=False)
+            opened = app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history], api_name=False)
+            opened.then(**view).then(**look)
+            sent = box.submit(
+                send, inputs=[session_key, box, history], outputs=[session_key, history, box], api_name="send"
+            )
+            sent.then(**view).then(**look)
+            for button, action in ((undo, "undo"), (redo, "redo")):
+                pressed = button.click(
+                    lambda k, h, action=action: chat.button(k, action, h),
+                    inputs=[session_key, history],
+                    outputs=history,
+                    api_name=action,
+                )
+                pressed.then(**view).then(**look)
+            for picker, api_name in ((pick_a, False), (pick_b, "compare")):
+                picker.change(
+                    chat.compare, inputs=[session_key, pick_a, pick_b], outputs=[play_a, play_b, ab], api_name=api_name
+                )
+            sections.select(chip, inputs=[sections, box], outputs=[sections, box], api_name=False)
+            get.click(chat.download, inputs=[session_key, pick_dl, fmt], outputs=files, api_name="download")
+            get_stems.click(chat.download_stems, inputs=[session_key, pick_dl], outputs=files, api_name="download_stems")
         with gr.Tab("Mixer"):
             _mixer(gr, backend, first_song, app)
     return app
@@ -318,7 +629,9 @@ def _mixer(gr, backend, first_song, app) -> None:
 
 def launch(settings, host: str = "127.0.0.1", port: int = 7860, song: Path | None = None) -> int:
     app = build_app(settings, song)
-    app.queue(default_concurrency_limit=1).launch(
+    # Up to 8 listeners' events run at once (planning, undo, A/B and downloads stay responsive);
+    # renders inside them take turns on the renderer's lock, as each already uses every core.
+    app.queue(default_concurrency_limit=8).launch(
         server_name=host, server_port=port, allowed_paths=[str(settings.data_dir)], footer_links=[]
     )
     return 0
