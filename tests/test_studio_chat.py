@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import click_track, sine
@@ -85,3 +86,90 @@ def test_versions_undo_redo_compare_and_download(chat, song):
         audio_file, recipe = chat.download(key, "v2", fmt)
         assert audio_file.endswith(f"v2.{fmt}") and load(audio_file).duration_s == pytest.approx(6.0 / 1.1, abs=0.1)
         assert '"semitones": -2.0' in open(recipe).read()
+
+
+@pytest.fixture
+def long_song(tmp_path):
+    path = tmp_path / "long.wav"
+    save(Audio(click_track(120.0, 24.0) * 0.5 + sine(220.0, 24.0, amplitude=0.2), 44100), path)
+    return path
+
+
+def test_a_refinement_is_heard_first_as_a_preview_then_whole(chat, long_song):
+    key, history = chat.start(str(long_song))
+    stages = []
+    steps = list(chat.send_steps(key, {"text": "make it more lo-fi", "files": []}, history, lambda f, desc: stages.append(desc)))
+    previews = [h for _, h, _ in steps if any("preview" in (getattr(m["content"], "label", "") or "") for m in h)]
+    assert previews, "no preview was shown before the whole song"
+    preview = next(m["content"] for m in previews[0] if "preview" in (getattr(m["content"], "label", "") or ""))
+    assert load(preview.value["path"]).duration_s == pytest.approx(8.0, abs=0.3)
+    final = steps[-1][1]
+    labels = [getattr(m["content"], "label", "") for m in final if not isinstance(m["content"], str)]
+    assert labels[-1].startswith("v1:") and not any(label.startswith("preview") for label in labels)
+    assert load(audio_paths(final)[-1]).duration_s == pytest.approx(24.0, abs=0.05)
+    assert "adding the style" in stages and "mastering" in stages  # progress in stage names
+    # The listener's words show before anything is planned or rendered.
+    assert steps[0][1][-1] == {"role": "user", "content": "make it more lo-fi"}
+
+
+def test_a_voice_note_is_transcribed_shown_and_planned(chat, song, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng makes the voice note")
+    note = tmp_path / "mic" / "audio.wav"  # what the box's microphone uploads
+    note.parent.mkdir()
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(note), "make it ten percent faster"], check=True)
+    key, history = chat.start(str(song))
+    key, history, _ = chat.send(key, {"text": "", "files": [str(note)]}, history)
+    heard = [m["content"] for m in history if m["role"] == "user"][-1]
+    assert heard.startswith("🎤 ") and "faster" in heard
+    steps = [m for m in history if m.get("metadata", {}).get("title") == "tool steps"]
+    assert steps and "tempo_pitch" in steps[-1]["content"]
+    assert len(chat.sessions[key].versions) == 2
+
+
+def test_a_silent_voice_note_is_a_message(chat, song, tmp_path):
+    note = tmp_path / "audio.wav"
+    save(Audio(np.zeros((1, 16000 * 2), dtype=np.float32), 16000), note)
+    key, history = chat.start(str(song))
+    key, history, _ = chat.send(key, {"text": "", "files": [str(note)]}, history)
+    assert "voice note" in history[-1]["content"] and len(chat.sessions[key].versions) == 1
+
+
+def test_two_listeners_on_the_same_song_keep_their_own_versions(chat, song):
+    key_a, history_a = chat.start(str(song))
+    key_b, history_b = chat.start(str(song))
+    assert key_a != key_b and chat.sessions[key_a].out_dir != chat.sessions[key_b].out_dir
+    _, history_a, _ = chat.send(key_a, {"text": "make it 10% faster", "files": []}, history_a)
+    _, history_b, _ = chat.send(key_b, {"text": "a whole tone lower", "files": []}, history_b)
+    a, b = load(audio_paths(history_a)[-1]), load(audio_paths(history_b)[-1])
+    assert a.duration_s == pytest.approx(6.0 / 1.1, abs=0.05) and b.duration_s == pytest.approx(6.0, abs=0.01)
+
+
+def test_the_picture_sections_and_stems(chat, long_song):
+    from PIL import Image
+
+    key, history = chat.start(str(long_song))
+    picture, chips = chat.picture_view(key)
+    assert Image.open(picture).size == (1200, 320)
+    names = [s.name for s in chat.sessions[key].analysis.sections]
+    assert [c[0] if isinstance(c, tuple) else c for c in chips["choices"]] == list(dict.fromkeys(names))
+    stems = chat.download_stems(key, "v0")
+    assert [p.rsplit("-", 1)[-1] for p in stems] == ["vocals.wav", "drums.wav", "bass.wav", "other.wav"]
+    total = sum(load(p).samples for p in stems)
+    assert np.allclose(total, load(long_song).samples, atol=1e-3)  # the stems sum to the song
+
+
+def test_a_failure_inside_a_turn_is_a_friendly_message(chat, song, monkeypatch):
+    key, history = chat.start(str(song))
+    session = chat.sessions[key]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(session, "turn", broken)
+    key, history, _ = chat.send(key, {"text": "make it lo-fi", "files": []}, history)
+    assert "went wrong" in history[-1]["content"] and "Traceback" not in history[-1]["content"]
+    assert len(session.versions) == 1 and chat.sessions[key] is session

@@ -174,8 +174,13 @@ class ChatBackend:
 
         The listener's words (or a voice note's transcript) show at once, then the plan and
         reply, then a short preview of the new version where one can be quick, then the full
-        render (with ``progress(fraction, desc)`` told each stage).
+        render (with ``progress(fraction, desc)`` told each stage). Each history yielded is a
+        snapshot of that moment.
         """
+        for key, snapshot, box in self._steps(key, message, history, progress):
+            yield key, list(snapshot), box
+
+    def _steps(self, key: str | None, message, history: list, progress):
         text, files = _message_parts(message)
         history = list(history or [])
         try:
@@ -233,6 +238,7 @@ class ChatBackend:
             return
         number = session.current
         label = turn.reply.split(". ")[0].rstrip(".") if turn.reply else session.versions[number].summary
+        preview_at = None
         if not session.is_rendered(number):
             yield key, history, None
             try:
@@ -241,7 +247,9 @@ class ChatBackend:
                 preview = None
             if preview is not None:
                 _, start, seconds = preview
-                history.append(_audio_message(preview[0], f"preview {_clock(start)}-{_clock(start + seconds)} (the whole song is on its way)"))
+                window = f"preview {_clock(start)}-{_clock(start + seconds)} (the whole song is on its way)"
+                history.append(_audio_message(preview[0], window))
+                preview_at = len(history) - 1
                 yield key, history, None
         reporter = None
         if progress is not None:
@@ -253,8 +261,8 @@ class ChatBackend:
             history.append({"role": "assistant", "content": f"The audio could not be rendered: {error}. Your versions are safe."})
             yield key, history, None
             return
-        if history and _is_preview(history[-1]):
-            history.pop()
+        if preview_at is not None:
+            del history[preview_at]  # the whole song takes the preview's place
         history.append(_audio_message(path, f"v{number}: {label}"))
         yield key, history, None
 
@@ -433,12 +441,6 @@ def _is_voice_note(path) -> bool:
     return Path(str(path)).name.lower() in ("audio.wav", "audio.webm", "recording.wav")
 
 
-def _is_preview(message) -> bool:
-    content = message.get("content") if isinstance(message, dict) else None
-    label = getattr(content, "label", None) or ""
-    return isinstance(label, str) and label.startswith("preview")
-
-
 def _timeline(session, number: int):
     """Sections, beats and downbeats where they play in version ``number``, and its audio."""
     from tools.audio import load
@@ -552,9 +554,8 @@ def build_app(settings, song: Path | None = None):
                     )
                     with gr.Column(elem_id="examples"):
                         gr.Examples(EXAMPLES, inputs=box, label="Try")
-                    picture = gr.Image(
-                        label="Now playing: sections and beats", type="filepath", interactive=False, elem_id="picture"
-                    )
+                    gr.Markdown("**Now playing**: sections and beats of the current version")
+                    picture = gr.Image(type="filepath", interactive=False, show_label=False, elem_id="picture")
                     sections = gr.Radio(choices=[], label="Sections (click to add to your request)", elem_id="sections")
                 with gr.Column(scale=2):
                     table = gr.Dataframe(
