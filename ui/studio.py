@@ -120,7 +120,22 @@ class ChatBackend:
         self.renderer = renderer or Renderer(settings)
         self.sessions: dict = {}
         self.prepare_stems = prepare_stems
+        self.max_sessions = 64
         self._voice_lock = threading.Lock()
+
+    def close(self, key: str | None) -> None:
+        """Forget a session the page no longer shows (its tab closed, or it opened another song).
+
+        Its versions stay on disk in its own folder."""
+        if key:
+            self.sessions.pop(key, None)
+
+    def _session(self, key: str | None):
+        """The session behind ``key``, marked as the most recently used."""
+        session = self.sessions.pop(key, None) if key else None
+        if session is not None:
+            self.sessions[key] = session
+        return session
 
     # ------------------------------------------------------------------ songs
 
@@ -143,6 +158,8 @@ class ChatBackend:
             log.exception("opening %s failed", name)
             return None, [{"role": "assistant", "content": f"I could not open {name}: {_plain(error)}"}]
         self.sessions[session.id] = session
+        while len(self.sessions) > self.max_sessions:  # the longest-idle listener's session goes first
+            self.sessions.pop(next(iter(self.sessions)))
         if self.prepare_stems:
             self._separate_in_background(session)
         intro = f"**{name}** is ready. {description} Ask for the version you want to hear."
@@ -189,6 +206,8 @@ class ChatBackend:
             if songs:
                 new_key, opened = self.start(songs[0])
                 history += [{"role": "user", "content": f"(opened {Path(songs[0]).name})"}] + opened
+                if new_key is not None and new_key != key:
+                    self.close(key)
                 key = new_key or key
                 yield key, history, None
                 if new_key is None:
@@ -209,7 +228,7 @@ class ChatBackend:
             if not text:
                 yield key, history, None
                 return
-            session = self.sessions.get(key)
+            session = self._session(key)
             if session is None:
                 history.append({"role": "assistant", "content": "Open a song first (drop it in the box)."})
                 yield key, history, None
@@ -539,7 +558,7 @@ def build_app(settings, song: Path | None = None):
     with gr.Blocks(title="Remix assistant", analytics_enabled=False) as app:
         gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
         with gr.Tab("Chat"):
-            session_key = gr.State(None)
+            session_key = gr.State(None, delete_callback=chat.close)
             with gr.Row():
                 with gr.Column(scale=3):
                     history = gr.Chatbot(
