@@ -48,6 +48,9 @@ class Settings:
         openai_api_key: ``OPENAI_API_KEY`` (kept out of reprs).
         openai_base_url: ``OPENAI_BASE_URL``: any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
         llm_timeout_s: seconds to wait for the model before falling back (``REMIX_LLM_TIMEOUT_S``).
+        retention_days: rendered audio not played or changed for this many days is removed
+            (``REMIX_RETENTION_DAYS``, default 30; 0 keeps everything); recipes (specs) are
+            never removed, so every version can be rendered again bit-identically.
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -61,6 +64,7 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     llm_timeout_s: float = 20.0
+    retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -79,6 +83,7 @@ class Settings:
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             llm_timeout_s=_env_float(env, "REMIX_LLM_TIMEOUT_S", 20.0),
+            retention_days=_env_float(env, "REMIX_RETENTION_DAYS", 30.0),
         )
 
     @property
