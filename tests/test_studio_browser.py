@@ -381,12 +381,14 @@ def test_a_long_render_shows_a_preview_and_its_stages(open_studio, tmp_path):
     page = open_studio()
     textarea(page).fill("make it 10% slower")
     textarea(page).press("Enter")
-    # A preview of the change first, while the whole song renders with its stages named.
-    expect(audio_players(page, "preview")).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
+    # A preview of the change first, while the whole song renders with its stages named;
+    # then the whole song takes the preview's place.
+    preview = audio_players(page, "preview")
+    expect(preview).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
     assert audio_players(page, "v1").count() == 0  # the preview comes before the full version
+    snapshot(page, tmp_path / "preview.png", preview)
     progress = page.locator('#chat [data-testid="status-tracker"]')
     expect(progress).to_contain_text(re.compile(r"(tempo|mastering|stems|style|done)\D*\d+(\.\d)?%", re.I), timeout=RENDER_TIMEOUT_MS)
-    snapshot(page, tmp_path / "preview.png", audio_players(page, "preview"))
     expect(audio_players(page, "v1:")).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
     expect(audio_players(page, "v1:")).to_have_attribute("aria-label", re.compile("slower", re.I))
     no_traceback(page)
