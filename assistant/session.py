@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from tools.audio import Audio, save
 from tools.calls import TOOLS, HistoryArgs, ToolCall, validate_call
 from tools.errors import RemixError
+from tools.files import atomic_write_bytes
 from tools.render import Renderer, Source
 from tools.settings import Settings, get_settings
 from tools.spec import RemixSpec
@@ -83,7 +84,16 @@ class Session:
 
     preview_seconds = 8.0
 
-    def __init__(self, source: Source, settings: Settings | None = None, planner=None, renderer=None, out_dir=None):
+    def __init__(
+        self,
+        source: Source,
+        settings: Settings | None = None,
+        planner=None,
+        renderer=None,
+        out_dir=None,
+        store=None,
+        session_id: str | None = None,
+    ):
         self.settings = settings or get_settings()
         self.source = source
         self.renderer = renderer or Renderer(self.settings)
@@ -91,9 +101,70 @@ class Session:
         self.versions: list[Version] = [Version(0, RemixSpec(), None)]
         self.current = 0
         self.turns: list[Turn] = []
-        self.id = uuid.uuid4().hex
+        self.id = session_id or uuid.uuid4().hex
         self.out_dir = Path(out_dir) if out_dir else self.settings.data_dir / "sessions" / self.id
         self._redo: dict[int, int] = {}  # version -> the child an undo came back from
+        self.store = store
+        self.source_name = source.path.name if source.path is not None else "the song"
+        self.source_sha256: str | None = None
+        self._saved = 1  # versions already in the store
+        if store is not None and session_id is None:
+            if source.path is None:
+                raise RemixError("a stored session needs the song's file")
+            from .store import read_tags
+
+            self.source_sha256, _ = store.add_source(source.path, source.key, source.path.name, read_tags(source.path))
+            store.create_session(self.id, self.source_sha256, RemixSpec().model_dump_json())
+
+    @classmethod
+    def resume(cls, store, session_id: str, settings: Settings | None = None, planner=None, renderer=None) -> "Session":
+        """A stored session as it was left: its song, version tree, current version and turns.
+
+        Raises:
+            RemixError: no such session, or its song's file is missing from the store.
+        """
+        record = store.load_session(session_id)
+        if record is None:
+            raise RemixError(f"there is no session {session_id!r}")
+        if not record.source_path.exists():
+            raise RemixError(f"the song of session {session_id} ({record.source_name}) is missing from the store")
+        source = Source.from_path(record.source_path, settings)
+        source = Source(audio=source.audio, key=source.key, path=record.source_path)
+        session = cls(source, settings, planner=planner, renderer=renderer, store=None, session_id=record.id)
+        session.store, session.source_sha256, session.source_name = store, record.source_sha256, record.source_name
+        session.versions = [
+            Version(v["number"], RemixSpec.model_validate_json(v["spec"]), v["parent"], tuple(v["calls"]), v["request"], v["summary"] or "the original song")
+            for v in record.versions
+        ]  # fmt: skip
+        session._saved = len(session.versions)
+        session.current = record.current if 0 <= record.current < len(session.versions) else 0
+        session._redo = dict(record.redo)
+        session.turns = [
+            Turn(t["request"], t["reply"], tuple(t["calls"]), t["version"], t["planner"], tuple(t["notes"]), seconds=t["seconds"])
+            for t in record.turns
+        ]  # fmt: skip
+        return session
+
+    def _persist(self, turn: "Turn | None") -> None:
+        """Write what changed (new versions, where the session stands, the turn) in one transaction."""
+        if self.store is None:
+            return
+        fresh = [
+            {"number": v.number, "parent": v.parent, "spec": v.spec.model_dump_json(), "calls": list(v.calls),
+             "request": v.request, "summary": v.summary}
+            for v in self.versions[self._saved:]
+        ]  # fmt: skip
+        record = None
+        if turn is not None:
+            record = {"request": turn.request, "reply": turn.reply, "calls": list(turn.calls), "version": turn.version,
+                      "planner": turn.planner, "notes": list(turn.notes), "seconds": turn.seconds}  # fmt: skip
+        self.store.save_turn(self.id, fresh, self.current, self._redo, record)
+        self._saved = len(self.versions)
+
+    def record_use(self, number: int, kind: str, detail: str = "") -> None:
+        """A play or an export of version ``number``, for the usage ledger."""
+        if self.store is not None and self.source_sha256:
+            self.store.record_use(self.id, number, kind, self.source_sha256, detail)
 
     # ------------------------------------------------------------------ state
 
@@ -148,6 +219,7 @@ class Session:
         if not path.exists():
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save(self.audio(number), path)
+        self.record_use(number, "export", format)
         return path
 
     def _apply(self, calls, message: str) -> tuple[tuple[dict[str, Any], ...], list[str]]:
@@ -208,6 +280,7 @@ class Session:
             planner=plan.planner,
             notes=tuple(plan.notes),
         )
+        self._persist(turn)  # the recipe is kept before any audio is made
         if render:
             try:
                 turn.audio_path = self.render_version(self.current)
@@ -229,13 +302,11 @@ class Session:
             return path
         result = self.renderer.render(self.source, self.versions[number].spec, progress)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        save(result.audio, path)
-        (self.out_dir / f"v{number}.json").write_text(
-            json.dumps(
-                {"spec": self.versions[number].spec.model_dump(mode="json"), "provenance": list(result.provenance)},
-                indent=2,
-            )
-        )
+        manifest = {"spec": self.versions[number].spec.model_dump(mode="json"), "provenance": list(result.provenance)}
+        atomic_write_bytes(self.out_dir / f"v{number}.json", json.dumps(manifest, indent=2).encode())
+        save(result.audio, path)  # atomic: a render killed halfway leaves no file under this name
+        if self.store is not None and self.source_sha256:
+            self.store.record_render(self.id, number, path, self.source_sha256)
         return path
 
     def is_rendered(self, number: int) -> bool:

@@ -116,8 +116,11 @@ class ChatBackend:
 
         from tools.render import Renderer
 
+        from assistant.store import Store
+
         self.settings = settings
         self.renderer = renderer or Renderer(settings)
+        self.store = Store(settings.data_dir)
         self.sessions: dict = {}
         self.prepare_stems = prepare_stems
         self.max_sessions = 64
@@ -149,7 +152,7 @@ class ChatBackend:
         name = Path(str(path)).name if path else "that file"
         try:
             source = Source.from_path(path, self.settings)
-            session = Session(source, self.settings, renderer=self.renderer)
+            session = Session(source, self.settings, renderer=self.renderer, store=self.store)
             description = describe(session.analysis)
             original = session.render_version(0)
         except RemixError as error:
@@ -162,8 +165,59 @@ class ChatBackend:
             self.sessions.pop(next(iter(self.sessions)))
         if self.prepare_stems:
             self._separate_in_background(session)
-        intro = f"**{name}** is ready. {description} Ask for the version you want to hear."
+        intro = (
+            f"**{name}** is ready. {description} Ask for the version you want to hear.\n\n"
+            f"_Your session is kept: add `?session={session.id}` to this page's address to come back to it._"
+        )
         return session.id, [{"role": "assistant", "content": intro}, _audio_message(original, "v0, the original")]
+
+    def warm(self, path) -> None:
+        """Analyse and render ``path`` (and separate it in the background) without keeping a session."""
+        from assistant.session import Session
+        from tools.render import Source
+
+        session = Session(Source.from_path(path, self.settings), self.settings, renderer=self.renderer)
+        session.out_dir = self.settings.data_dir / "sessions" / "warm"
+        session.render_version(0)
+        if self.prepare_stems:
+            self._separate_in_background(session)
+
+    def resume(self, session_id: str) -> tuple[str | None, list]:
+        """Bring back a stored session (after a restart, or from its link): its conversation so far
+        and the version it was on, rendered again if its audio was cleaned up."""
+        from assistant.session import Session
+        from tools.errors import RemixError
+
+        session = self.sessions.get(session_id)
+        try:
+            if session is None:
+                session = Session.resume(self.store, session_id, self.settings, renderer=self.renderer)
+            audio = session.render_version(session.current)
+        except RemixError as error:
+            return None, [{"role": "assistant", "content": f"I could not bring back that session: {error}"}]
+        except Exception as error:  # noqa: BLE001
+            log.exception("resuming %s failed", session_id)
+            return None, [{"role": "assistant", "content": f"I could not bring back that session: {_plain(error)}"}]
+        self.sessions[session.id] = session
+        history = [{"role": "assistant", "content": f"Welcome back to **{session.source_name}**: {len(session.versions)} versions, as you left them."}]
+        for turn in session.turns[-10:]:
+            history.append({"role": "user", "content": turn.request})
+            if turn.reply:
+                history.append({"role": "assistant", "content": turn.reply})
+        version = session.versions[session.current]
+        history.append(_audio_message(audio, f"v{version.number}: {version.request or version.summary}"))
+        return session.id, history
+
+    def open_page(self, first_song, query: dict | None = None) -> tuple[str | None, list]:
+        """What a new page shows: the session its link names (``?session=ID``), else the first song."""
+        wanted = (query or {}).get("session")
+        if wanted:
+            key, history = self.resume(str(wanted)[:64])
+            if key is not None:
+                return key, history
+            key, fresh = self.start(str(first_song))
+            return key, history + fresh
+        return self.start(str(first_song))
 
     def _separate_in_background(self, session) -> None:
         """Separate the song's stems while the listener listens, so stem and genre requests are quick."""
@@ -369,6 +423,8 @@ class ChatBackend:
             return None, None, _ab_html(None, None, "", "")
         try:
             path_a, path_b = session.render_version(int(a[1:])), session.render_version(int(b[1:]))
+            for name in {a, b}:
+                session.record_use(int(name[1:]), "play", "A/B")
         except Exception:  # noqa: BLE001
             log.warning("A/B of %s and %s failed", a, b, exc_info=True)
             return None, None, _ab_html(None, None, a, b)
@@ -545,8 +601,7 @@ def build_app(settings, song: Path | None = None):
 
     chat = ChatBackend(settings, backend.renderer)
     # Analyse and render the first song now (cached from then on), so the page opens with it ready.
-    warm_key, _ = chat.start(str(first_song))
-    chat.sessions.pop(warm_key, None)
+    chat.warm(first_song)
 
     def send(key, message, history, progress=gr.Progress()):
         yield from chat.send_steps(key, message, history, progress)
@@ -601,7 +656,13 @@ def build_app(settings, song: Path | None = None):
                     files = gr.File(label="Files", file_count="multiple", elem_id="files")
             view = dict(fn=chat.versions_view, inputs=session_key, outputs=[table, pick_a, pick_b, pick_dl], api_name=False)
             look = dict(fn=chat.picture_view, inputs=session_key, outputs=[picture, sections], api_name=False)
-            opened = app.load(lambda: chat.start(str(first_song)), outputs=[session_key, history], api_name=False)
+            def open_page(request: gr.Request):
+                query = dict(request.query_params) if request is not None else {}
+                return chat.open_page(first_song, query)
+
+            open_page.__annotations__["request"] = gr.Request  # resolved here: gradio reads it to pass the request
+
+            opened = app.load(open_page, outputs=[session_key, history], api_name=False)
             opened.then(**view).then(**look)
             sent = box.submit(
                 send, inputs=[session_key, box, history], outputs=[session_key, history, box], api_name="send"
