@@ -708,7 +708,30 @@ def _mixer(gr, backend, first_song, app) -> None:
     go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status])
 
 
+def _patient_url_ok(url: str, deadline_s: float = 90.0) -> bool:
+    """Whether the page answers, allowing for a machine busy separating stems or serving others.
+
+    Gradio checks its own address once it is up and gives up after a few seconds, which on a
+    loaded 2-core machine stops a studio that was about to work."""
+    import time
+
+    import httpx
+
+    ends = time.monotonic() + deadline_s
+    while time.monotonic() < ends:
+        try:
+            if httpx.head(url, timeout=15).status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def launch(settings, host: str = "127.0.0.1", port: int = 7860, song: Path | None = None) -> int:
+    from gradio import networking
+
+    networking.url_ok = _patient_url_ok
     app = build_app(settings, song)
     # Up to 8 listeners' events run at once (planning, undo, A/B and downloads stay responsive);
     # renders inside them take turns on the renderer's lock, as each already uses every core.
