@@ -51,6 +51,9 @@ class Settings:
         retention_days: rendered audio not played or changed for this many days is removed
             (``REMIX_RETENTION_DAYS``, default 30; 0 keeps everything); recipes (specs) are
             never removed, so every version can be rendered again bit-identically.
+        sign: sign every export with a C2PA manifest where its format allows (``REMIX_SIGN``,
+            default on; ``0``, ``false``, ``no`` or ``off`` turn it off, and the credits then
+            travel in the file's tags and its sidecar only).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -65,6 +68,7 @@ class Settings:
     openai_base_url: str | None = None
     llm_timeout_s: float = 20.0
     retention_days: float = 30.0
+    sign: bool = True
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -84,6 +88,7 @@ class Settings:
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             llm_timeout_s=_env_float(env, "REMIX_LLM_TIMEOUT_S", 20.0),
             retention_days=_env_float(env, "REMIX_RETENTION_DAYS", 30.0),
+            sign=(env.get("REMIX_SIGN") or "1").strip().lower() not in ("0", "false", "no", "off"),
         )
 
     @property
