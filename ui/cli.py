@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--calls", type=Path, metavar="CALLS.json", help="tool calls applied in order to a fresh spec")
     render.add_argument("requests", nargs="*", metavar="REQUEST", help="requests in plain words, applied turn by turn")
     render.add_argument("--save-spec", type=Path, metavar="SPEC.json", help="also write the spec that was rendered")
+    render.add_argument(
+        "--remixer", metavar="NAME", help='who made the remix, for its credits (default "a listener of Remix assistant")'
+    )
     render.add_argument("--quiet", action="store_true", help="no progress bar")
 
     plan = commands.add_parser(
@@ -78,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("song", type=Path, metavar="SONG")
     chat.add_argument("-o", "--output", type=Path, metavar="DIR", help="where to write the versions (default: the data folder)")
+
+    credits = commands.add_parser(
+        "credits",
+        help="print the credits and provenance manifest of an exported remix (JSON) and whether its signature verifies",
+        description="Print the manifest an exported remix carries (source song, spec, lineage, models, credits) as "
+        "JSON, read from its C2PA manifest, else its tags, else its .credits.json sidecar, with the state of its "
+        "signature: Trusted, Valid, Invalid or unsigned. Exit status 1 when the signature does not verify.",
+    )
+    credits.add_argument("file", type=Path, metavar="FILE")
     return parser
 
 
@@ -127,7 +139,7 @@ def _read_spec(path: Path):
 
 
 def _cmd_render(args) -> int:
-    from tools.audio import save
+    from tools import provenance
     from tools.calls import apply_calls, read_calls
     from tools.errors import ParameterError
     from tools.loudness import integrated_lufs, true_peak_dbfs
@@ -137,8 +149,11 @@ def _cmd_render(args) -> int:
     settings = _settings()
     if args.requests and (args.spec or args.calls):
         raise ParameterError("give requests in words, or --spec, or --calls, not several")
+    lineage = [{"version": 0, "request": "", "calls": [], "summary": "the original song"}]
     if args.spec:
         spec = _read_spec(args.spec)
+        if spec != RemixSpec():
+            lineage.append({"version": 1, "request": f"spec file {args.spec.name}", "calls": [], "summary": "the spec as given"})
     elif args.calls:
         calls = read_calls(args.calls)
         source = Source.from_path(args.song, settings)
@@ -149,6 +164,14 @@ def _cmd_render(args) -> int:
             return analyze_cached(source.audio, source.key, settings)
 
         spec = apply_calls(calls, analysis=analysis)
+        lineage.append(
+            {
+                "version": 1,
+                "request": f"calls file {args.calls.name}",
+                "calls": [call.model_dump() for call in calls],
+                "summary": f"{len(calls)} tool call{'s' if len(calls) != 1 else ''} applied in order",
+            }
+        )
     elif args.requests:
         from assistant.session import Session
 
@@ -158,6 +181,7 @@ def _cmd_render(args) -> int:
             turn = session.turn(request, render=False)
             print(f"remix render: {request!r}: {turn.reply}", file=sys.stderr)
         spec = session.spec
+        lineage = provenance.lineage_from_versions(session.versions, session.current)
     else:
         spec = RemixSpec()
     if not (args.calls or args.requests):
@@ -176,7 +200,19 @@ def _cmd_render(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    path = save(result.audio, args.output)
+    manifest = provenance.build_manifest(
+        source, spec, lineage, result.provenance, remixer=args.remixer, source_path=args.song, render_key=result.key
+    )
+    path = provenance.export(result.audio, args.output, manifest, settings, source_file=args.song)
+    if provenance.will_sign(path, settings):
+        signature = "C2PA manifest signed with this installation's key"
+    else:
+        if provenance.signing_enabled(settings):
+            why = f"{path.suffix.lstrip('.') or 'this format'} files cannot carry a C2PA manifest"
+        else:
+            why = "signing is off (REMIX_SIGN=0)"
+        signature = f"not signed: {why}; the credits are in its tags and in {provenance.sidecar_path(path).name}"
+        print(f"remix render: {path.name}: {signature}", file=sys.stderr)
     if args.save_spec:
         args.save_spec.write_text(json.dumps(spec.model_dump(mode="json"), indent=2) + "\n")
     summary = {
@@ -187,8 +223,24 @@ def _cmd_render(args) -> int:
         "stages": {run.name: run.status for run in result.stages if run.status != "skipped"},
         "notes": list(result.notes),
         "provenance": list(result.provenance),
+        "credits": str(provenance.sidecar_path(path)),
+        "signature": signature,
     }
     print(json.dumps(summary))
+    return 0
+
+
+def _cmd_credits(args) -> int:
+    from tools.provenance import read_credits
+    from tools.settings import get_settings
+
+    credits = read_credits(args.file, get_settings())
+    print(json.dumps(credits, indent=2, ensure_ascii=False))
+    signature = credits["signature"]
+    if signature["state"] == "Invalid":
+        reasons = signature["details"][0] if signature["details"] else "no reason given"
+        print(f"remix credits: {args.file.name}: the signature does not verify: {reasons}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -346,6 +398,7 @@ COMMANDS = {
     "separate": _cmd_separate,
     "render": _cmd_render,
     "plan": _cmd_plan,
+    "credits": _cmd_credits,
 }
 
 
