@@ -89,3 +89,18 @@ def test_the_llm_planner_end_to_end_on_the_demo_song(demo_song, tmp_path):
     assert "remix> Hi! Tell me how you would like this song to sound." in text
     assert "intro" in requests[0]["messages"][0]["content"]  # the song's sections went to the model
     assert (tmp_path / "v" / "v2.wav").exists()
+
+
+def test_a_terminal_session_comes_back_with_its_versions(song, tmp_path):
+    import re
+
+    settings = Settings(data_dir=tmp_path / "data", separator="dsp")
+    stdout = io.StringIO()
+    run_chat(song, None, settings, stdin=io.StringIO("slower\nlower\nquit\n"), stdout=stdout, planner=ScriptedPlanner(SCRIPT))
+    session_id = re.search(r"remix chat --session (\w+)", stdout.getvalue()).group(1)
+    stdout = io.StringIO()
+    stdin = io.StringIO("versions\nundo\nquit\n")
+    assert run_chat(None, None, settings, stdin=stdin, stdout=stdout, planner=ScriptedPlanner(SCRIPT), session_id=session_id) == 0
+    text = stdout.getvalue()
+    assert f"Back in session {session_id} on song.wav: 3 versions, now on v2." in text
+    assert "* v2 (from v1)" in text and "v1 (from v0)" in text

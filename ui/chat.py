@@ -18,31 +18,48 @@ _QUIT = {"quit", "exit", "bye", ":q"}
 
 
 def run_chat(
-    song: Path,
+    song: Path | None,
     out_dir: Path | None,
     settings,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     planner=None,
+    session_id: str | None = None,
 ) -> int:
     """Hold the conversation until the input ends; returns the exit code.
 
     ``planner`` defaults to the LLM agent when one is configured, else the offline planner.
+    The session is kept in the data folder's database; ``session_id`` brings a kept one back
+    (from the studio or an earlier ``remix chat``) as it was left, and ``song`` may then be None.
     """
     from assistant.session import Session
+    from assistant.store import Store
     from tools.describe import describe
+    from tools.errors import RemixError
     from tools.render import Source
 
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout
-    source = Source.from_path(song, settings)
-    session = Session(source, settings, planner=planner, out_dir=out_dir)
+    store = Store(settings.data_dir)
+    if session_id:
+        session = Session.resume(store, session_id, settings, planner=planner)
+        if out_dir is not None:
+            session.out_dir = Path(out_dir)
+    elif song is None:
+        raise RemixError("give a SONG, or --session ID to come back to a kept session")
+    else:
+        source = Source.from_path(song, settings)
+        session = Session(source, settings, planner=planner, out_dir=out_dir, store=store)
     interactive = stdin.isatty()
 
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
     say(describe(session.analysis))
+    if session_id:
+        say(f"Back in session {session.id} on {session.source_name}: {len(session.versions)} versions, now on v{session.current}.")
+    else:
+        say(f"Session {session.id} (come back with: remix chat --session {session.id}).")
     say(f"Versions are written to {session.out_dir}. Ask for what you want to hear; 'quit' to leave.")
     while True:
         if interactive:
