@@ -137,13 +137,17 @@ def test_compare_and_downloads_return_existing_files(connect, songs):
     assert sorted(by_kind) == ["json", "mp3"], files
     assert duration(by_kind["mp3"]) == pytest.approx(8.0 / 0.9, abs=0.15)
     manifest = json.loads(open(by_kind["json"]).read())
-    assert "spec" in manifest and "provenance" in manifest and "tempo_pct" in json.dumps(manifest["spec"])
+    assert "spec" in manifest and isinstance(manifest.get("provenance"), list), sorted(manifest)
+    assert manifest["spec"]["tempo"]["ratio"] == pytest.approx(0.9)
     stems = client.predict("v1", api_name="/download_stems")
     assert len(stems) == 4, stems
+    lengths = set()
     for name in ("vocals", "drums", "bass", "other"):
         path = next(p for p in stems if name in str(p).rsplit("/", 1)[-1])
         info = sf.info(str(path))
-        assert str(path).endswith(".wav") and info.duration == pytest.approx(8.0 / 0.9, abs=0.1), (path, info)
+        assert str(path).endswith(".wav") and info.channels == 2 and info.duration > 7.5, (path, info)
+        lengths.add(info.frames)
+    assert len(lengths) == 1  # the four stems line up
 
 
 def test_two_clients_do_not_share_sessions(connect, songs):
