@@ -105,6 +105,7 @@ class Session:
         self.out_dir = Path(out_dir) if out_dir else self.settings.data_dir / "sessions" / self.id
         self._redo: dict[int, int] = {}  # version -> the child an undo came back from
         self.store = store
+        self.remixer: str | None = None  # who is asking (credited as the remixer in exports)
         self.source_name = source.path.name if source.path is not None else "the song"
         self.source_sha256: str | None = None
         self._saved = 1  # versions already in the store
@@ -217,8 +218,19 @@ class Session:
             raise RemixError(f"there is no version {number}; versions go from 0 to {len(self.versions) - 1}")
         path = self.out_dir / f"v{number}.{format}"
         if not path.exists():
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save(self.audio(number), path)
+            from tools import provenance
+
+            result = self.renderer.render(self.source, self.versions[number].spec)
+            manifest = provenance.build_manifest(
+                self.source,
+                self.versions[number].spec,
+                provenance.lineage_from_versions(self.versions, number),
+                result.provenance,
+                remixer=self.remixer,
+                render_key=result.key,
+            )
+            # Tags, a signed C2PA manifest where the format takes one, and a .credits.json sidecar.
+            provenance.export(result.audio, path, manifest, self.settings, source_file=self.source.path)
         self.record_use(number, "export", format)
         return path
 

@@ -171,3 +171,51 @@ def test_chat_in_the_terminal(song, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert "tempo_pitch" in out and "history" in out
     assert (tmp_path / "versions" / "v1.wav").exists() and (tmp_path / "versions" / "v0.wav").exists()
+
+
+def test_the_ledger_counts_what_the_command_line_renders(song, tmp_path, capsys, monkeypatch):
+    import csv
+    import io
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REMIX_DATA_DIR", str(tmp_path / "data"))
+    code, out, err = run_cli(capsys, "render", str(song), "-o", str(tmp_path / "a.flac"), "make it lo-fi", "a whole tone lower")
+    assert code == 0, err
+    calls = tmp_path / "calls.json"
+    calls.write_text(json.dumps([{"tool": "tempo_pitch", "args": {"tempo_pct": 10}}]))
+    code, out, err = run_cli(capsys, "render", str(song), "--calls", str(calls), "-o", str(tmp_path / "b.wav"))
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "ledger")
+    assert code == 0, err
+    [entry] = json.loads(out)
+    assert entry["source"]["name"] == "clicks.wav" and len(entry["source"]["sha256"]) == 64
+    remixes = {(r["request"], r["version"]): r for r in entry["remixes"]}
+    assert remixes[("a whole tone lower", 2)]["lineage"][1]["request"] == "make it lo-fi"
+    assert remixes[("a whole tone lower", 2)]["export"] == 1 and remixes[("calls file calls.json", 1)]["render"] == 1
+    assert entry["totals"]["export"] == 2
+    code, out, err = run_cli(capsys, "ledger", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["lineage"] for r in rows} >= {"v0 > v1 > v2", "v0 > v1"} and all(r["source_name"] == "clicks.wav" for r in rows)
+    code, out, err = run_cli(capsys, "clean", "--days", "30")
+    assert code == 0 and json.loads(out)["removed_files"] == 0  # nothing is old yet
+
+
+def test_chat_comes_back_to_a_session(song, tmp_path, capsys, monkeypatch):
+    import io
+    import re
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REMIX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("make it 10% faster\n"))
+    code, out, err = run_cli(capsys, "chat", str(song))
+    session_id = re.search(r"--session (\w+)", out).group(1)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("versions\n"))
+    code, out, err = run_cli(capsys, "chat", "--session", session_id)
+    assert code == 0, err
+    assert "2 versions, now on v1" in out and "* v1 (from v0)" in out
+    code, out, err = run_cli(capsys, "chat", "--session", "0" * 32)
+    assert code != 0 and "no session" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, "chat")
+    assert code != 0 and "--session" in err

@@ -79,8 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="The conversation in the terminal: type requests, read the replies; each version is written as "
         "a wav file (nothing is played). 'versions' lists them, 'quit' leaves.",
     )
-    chat.add_argument("song", type=Path, metavar="SONG")
+    chat.add_argument("song", type=Path, metavar="SONG", nargs="?", help="the song (not needed with --session)")
     chat.add_argument("-o", "--output", type=Path, metavar="DIR", help="where to write the versions (default: the data folder)")
+    chat.add_argument("--session", metavar="ID", help="come back to a kept session (from the studio or an earlier chat)")
+
+    ledger = commands.add_parser(
+        "ledger",
+        help="per source track: its remixes, their lineage and how often each was rendered, exported and played",
+        description="The usage ledger, for reporting to rights holders: every source song with its remixes "
+        "(each version made from it, the requests that led there) and the counts of renders, exports and plays.",
+    )
+    ledger.add_argument("--format", choices=["json", "csv"], default="json", help="json (default) or csv, one row per remix")
+
+    clean = commands.add_parser(
+        "clean",
+        help="remove rendered audio unused for REMIX_RETENTION_DAYS (recipes are kept)",
+        description="Remove rendered audio that has not been played, exported or changed for the retention period "
+        "(REMIX_RETENTION_DAYS, default 30); every version's recipe stays, so it renders again bit-identically.",
+    )
+    clean.add_argument("--days", type=float, help="the retention period for this run, in days")
 
     credits = commands.add_parser(
         "credits",
@@ -175,8 +192,10 @@ def _cmd_render(args) -> int:
     elif args.requests:
         from assistant.session import Session
 
+        from assistant.store import Store
+
         source = Source.from_path(args.song, settings)
-        session = Session(source, settings)
+        session = Session(source, settings, store=Store(settings.data_dir), out_dir=args.output.parent)
         for request in args.requests:
             turn = session.turn(request, render=False)
             print(f"remix render: {request!r}: {turn.reply}", file=sys.stderr)
@@ -204,6 +223,7 @@ def _cmd_render(args) -> int:
         source, spec, lineage, result.provenance, remixer=args.remixer, source_path=args.song, render_key=result.key
     )
     path = provenance.export(result.audio, args.output, manifest, settings, source_file=args.song)
+    _record_in_ledger(settings, source, spec, lineage, path, session if args.requests else None)
     if provenance.will_sign(path, settings):
         signature = "C2PA manifest signed with this installation's key"
     else:
@@ -228,6 +248,27 @@ def _cmd_render(args) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def _record_in_ledger(settings, source, spec, lineage, path, session=None) -> None:
+    """Count a command-line render and export against its source track in the usage ledger
+    (a kept session: the requests' own, or one holding the spec or calls given)."""
+    from assistant.session import Session, Version
+    from assistant.store import Store
+    from tools.spec import RemixSpec
+
+    if session is not None:
+        store = session.store
+    else:
+        store = Store(settings.data_dir)
+        session = Session(source, settings, store=store, out_dir=Path(path).parent)
+    if session.current == 0 and spec != RemixSpec():
+        last = lineage[-1] if len(lineage) > 1 else {"request": "", "calls": [], "summary": ""}
+        session.versions.append(Version(1, spec, 0, tuple(last.get("calls") or ()), last.get("request") or "", last.get("summary") or ""))
+        session.current = 1
+        session._persist(None)
+    store.record_render(session.id, session.current, path, session.source_sha256)
+    session.record_use(session.current, "export", Path(path).suffix.lstrip("."))
 
 
 def _cmd_credits(args) -> int:
@@ -380,7 +421,45 @@ def _cmd_plan(args) -> int:
 def _cmd_chat(args) -> int:
     from ui.chat import run_chat
 
-    return run_chat(args.song, args.output, _settings())
+    return run_chat(args.song, args.output, _settings(), session_id=args.session)
+
+
+def _cmd_ledger(args) -> int:
+    import csv
+
+    from assistant.store import Store
+    from tools.settings import get_settings
+
+    report = Store(get_settings().data_dir).ledger()
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    fields = ["source_sha256", "source_name", "title", "artist", "isrc", "session", "version", "request", "lineage",
+              "renders", "exports", "plays"]  # fmt: skip
+    writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for entry in report:
+        source = entry["source"]
+        for remix in entry["remixes"]:
+            writer.writerow({
+                "source_sha256": source["sha256"], "source_name": source["name"], "title": source["title"] or "",
+                "artist": source["artist"] or "", "isrc": source["isrc"] or "", "session": remix["session"],
+                "version": remix["version"], "request": remix["request"],
+                "lineage": " > ".join(f"v{step['version']}" for step in remix["lineage"]),
+                "renders": remix["render"], "exports": remix["export"], "plays": remix["play"],
+            })  # fmt: skip
+    return 0
+
+
+def _cmd_clean(args) -> int:
+    from assistant.store import Store
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    days = settings.retention_days if args.days is None else args.days
+    removed = Store(settings.data_dir).clean(days)
+    print(json.dumps({"retention_days": days, "removed_files": len(removed)}))
+    return 0
 
 
 def _cmd_studio(args) -> int:
@@ -399,6 +478,8 @@ COMMANDS = {
     "render": _cmd_render,
     "plan": _cmd_plan,
     "credits": _cmd_credits,
+    "ledger": _cmd_ledger,
+    "clean": _cmd_clean,
 }
 
 

@@ -431,7 +431,8 @@ class ChatBackend:
         return str(path_a), str(path_b), _ab_html(path_a, path_b, a, b)
 
     def download(self, key: str | None, name: str | None, fmt: str):
-        """The picked version as a file in ``fmt``, with its manifest (recipe and provenance) beside it."""
+        """The picked version as a file in ``fmt`` carrying its credits (tags and, for wav, flac and
+        mp3, a signed C2PA manifest), with the manifest as JSON beside it."""
         from tools.errors import RemixError
 
         session = self.sessions.get(key)
@@ -440,10 +441,11 @@ class ChatBackend:
         number = int(name[1:])
         try:
             path = session.export(number, fmt)
-            session.render_version(number)  # writes v<n>.json: the spec and the provenance
         except RemixError:
             return None
-        return [str(path), str(session.out_dir / f"v{number}.json")]
+        from tools.provenance import sidecar_path
+
+        return [str(path), str(sidecar_path(path))]
 
     def download_stems(self, key: str | None, name: str | None):
         """The song's four stems, cut as the picked version arranges the song, as wav files."""
