@@ -734,6 +734,11 @@ def launch(settings, host: str = "127.0.0.1", port: int = 7860, song: Path | Non
     from gradio import networking
 
     networking.url_ok = _patient_url_ok
+    from assistant.store import Store
+
+    removed = Store(settings.data_dir).clean(settings.retention_days)  # old audio only; recipes stay
+    if removed:
+        log.info("removed %d rendered files unused for %s days", len(removed), settings.retention_days)
     app = build_app(settings, song)
     # Up to 8 listeners' events run at once (planning, undo, A/B and downloads stay responsive);
     # renders inside them take turns on the renderer's lock, as each already uses every core.
