@@ -306,8 +306,33 @@ def send(page, text: str) -> None:
 
 
 def upload(page, path: Path) -> None:
-    """Drop a file into the box (its hidden file input) and send it."""
+    """Attach a file through the box's file input (as its upload button does) and send it."""
+    from playwright.sync_api import expect
+
     page.locator('#box input[type="file"]').set_input_files(str(path))
+    expect(page.locator('#box [aria-label="File thumbnail"]')).to_have_count(1)
+    page.locator('#box [data-testid="submit-button"]').click()
+
+
+def drop(page, path: Path, mime: str = "audio/wav") -> None:
+    """Drag ``path`` onto the box and drop it there, then send it."""
+    import base64
+
+    from playwright.sync_api import expect
+
+    transfer = page.evaluate_handle(
+        """([name, mime, data]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: mime}));
+            return transfer;
+        }""",
+        [path.name, mime, base64.b64encode(path.read_bytes()).decode()],
+    )
+    target = page.locator("#box .full-container")
+    for event in ("dragenter", "dragover", "drop"):
+        target.dispatch_event(event, {"dataTransfer": transfer})
+    expect(page.locator('#box [aria-label="File thumbnail"]')).to_have_count(1)
     page.locator('#box [data-testid="submit-button"]').click()
 
 

@@ -24,6 +24,7 @@ from browser_support import (  # noqa: E402
     browser_missing,
     chat_text,
     choose,
+    drop,
     current_version,
     played_media,
     snapshot,
@@ -359,7 +360,7 @@ def test_a_corrupt_file_and_a_nonsense_request_get_plain_words(open_studio, tmp_
 
 def test_two_listeners_each_keep_their_own_song_and_versions(open_studio, small_song, tmp_path):
     one, two = open_studio(), open_studio()
-    upload(one, small_song)
+    drop(one, small_song)  # dragged onto the box this time
     expect(bot_messages(one).filter(has_text="song.wav")).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
     ask(one, "make it more lo-fi", "v1")
     ask(two, "add vinyl crackle", "v1")
