@@ -228,6 +228,7 @@ def chromium_args(voice_note: Path = VOICE_NOTE) -> list[str]:
         # %noloop: the note is heard once, then silence (Chromium would loop it otherwise).
         f"--use-file-for-fake-audio-capture={voice_note}%noloop",
         "--autoplay-policy=no-user-gesture-required",
+        "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root
