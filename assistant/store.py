@@ -321,6 +321,11 @@ class Store:
         self._write(
             ("DELETE FROM renders WHERE session_id = ? AND number = ?", (row["session_id"], row["number"])) for row in old
         )
+        # Uploads (each song is kept in the blob folder from the moment it opens).
+        for upload in (self.data_dir / "uploads").rglob("*"):
+            if upload.is_file() and upload.stat().st_mtime < cutoff:
+                upload.unlink(missing_ok=True)
+                removed.append(upload)
         # Temporary files of writes that were killed halfway (hidden names), once surely abandoned.
         for stray in [*(self.data_dir / "sessions").glob("*/.*"), *self.blobs.glob("*/.*")]:
             if stray.is_file() and stray.stat().st_mtime < (now or time.time()) - 3600:

@@ -596,6 +596,11 @@ def build_app(settings, song: Path | None = None):
 
     # Offline by design: no usage reporting to outside hosts.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Uploads land in the data folder (not the system's temporary folder), which the page
+    # may serve from and nothing else; they are only ever decoded.
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
     import gradio as gr
 
     backend = StudioBackend(settings)
