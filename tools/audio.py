@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,19 @@ class Audio:
 
 _READABLE = "wav, flac, mp3, ogg (vorbis), opus, m4a/aac or aiff"
 _BYTES_PER_MB = 1_000_000
+# FFmpeg opens only these containers (its demuxers' names), and only local files: never a
+# playlist (HLS), a concat script, an image sequence or a network address, which would make it
+# read other files than the one uploaded. Browsers record voice notes as webm (matroska).
+_AV_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,aac,mp3,ogg,wav,w64,flac,aiff,caf,matroska,webm"
+_AV_OPTIONS = {"format_whitelist": _AV_FORMATS, "protocol_whitelist": "file"}
+# The first bytes of the formats read here: a file that starts like one of them but cannot be
+# opened is damaged (truncated, or corrupt), not of an unknown kind.
+_SIGNATURES = (
+    (0, b"RIFF", "a WAV"), (0, b"RF64", "a WAV"), (0, b"fLaC", "a FLAC"), (0, b"OggS", "an Ogg"),
+    (0, b"ID3", "an MP3"), (4, b"ftyp", "an MP4/M4A"), (0, b"FORM", "an AIFF"), (0, b"caff", "a CAF"),
+    (0, b"\x1aE\xdf\xa3", "a WebM/Matroska"),
+)
+_MAX_NAME_CHARS = 120
 # Encoders pad the last codec frame (AAC: 1024 frames per packet); a decoded tail longer
 # than an MP4 header's exact duration by at most this many frames is padding, and is trimmed.
 _MAX_CODEC_PADDING_FRAMES = 4096
@@ -179,7 +193,7 @@ def load(
     """
     settings = settings or get_settings()
     path = Path(path)
-    name = path.name or str(path)
+    name = _display_name(path)
     if sample_rate is not None and (
         not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
     ):
@@ -200,6 +214,12 @@ def load(
                 raise ParameterError(
                     f"cannot load '{name}': the audio data is corrupt or truncated and could not be decoded"
                 ) from (av_error if av_error.opened else sf_error)
+            kind = _signature(path)
+            if kind is not None:
+                raise ParameterError(
+                    f"cannot load '{name}': it starts like {kind} file but is corrupt or truncated, "
+                    "so it could not be decoded"
+                ) from av_error
             raise ParameterError(
                 f"cannot load '{name}': not a recognised audio file (expected {_READABLE})"
             ) from av_error
@@ -215,6 +235,43 @@ def load(
     return audio.resample(int(sample_rate)) if sample_rate is not None else audio
 
 
+def _display_name(path: Path) -> str:
+    """The file's name as messages show it: harmless in a terminal, a log or a chat.
+
+    Control characters (a newline, a terminal escape sequence, NUL) and invisible formatting
+    ones (a right-to-left override, which makes a name read backwards from there on) are
+    written as escapes; a very long name keeps its start and its end.
+    """
+    name = path.name or str(path)
+    shown = "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char)[0] == "C" else char
+        for char in name
+    )
+    if len(shown) > _MAX_NAME_CHARS:
+        shown = f"{shown[: _MAX_NAME_CHARS - 31]}...{shown[-28:]}"
+    return shown
+
+
+def _signature(path: Path) -> str | None:
+    """The audio format the file's first bytes announce ("a FLAC"), or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return None
+    for offset, magic, kind in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return kind
+    # An MPEG audio frame header: the sync word, then a valid sampling rate index.
+    if len(head) >= 3 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        if head[1] & 0xF6 == 0xF0 and (head[2] >> 2) & 0x0F < 13:
+            return "an AAC (ADTS)"
+        # A layer set, a version not "reserved", a bitrate index not "bad", a rate not "reserved".
+        if head[1] & 0x06 and head[1] & 0x18 != 0x08 and head[2] >> 4 != 0x0F and (head[2] >> 2) & 0x03 != 0x03:
+            return "an MP3"
+    return None
+
+
 def _check_file(path: Path, name: str, max_upload_mb: float) -> None:
     """Refuse a missing, non-regular, empty or over-large file before any decoder sees it."""
     try:
@@ -223,6 +280,8 @@ def _check_file(path: Path, name: str, max_upload_mb: float) -> None:
         raise ParameterError(f"cannot load '{name}': file not found") from None
     except OSError as exc:
         raise ParameterError(f"cannot load '{name}': the file cannot be read ({exc.strerror})") from None
+    except ValueError:  # a NUL character in the path: no file can have that name
+        raise ParameterError(f"cannot load '{name}': not a valid file name") from None
     if path.is_dir():
         raise ParameterError(f"cannot load '{name}': it is a folder, not an audio file")
     if not path.is_file():
@@ -271,7 +330,8 @@ def _read_av(path: Path, name: str, max_duration_s: float) -> tuple[np.ndarray, 
     import av
 
     try:
-        container = av.open(str(path))
+        # An absolute path, so that no part of a name can read as a protocol ("concat:...").
+        container = av.open(os.path.abspath(path), container_options=_AV_OPTIONS)
     except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError) as exc:
         raise _Undecodable(str(exc), opened=False) from exc
     with container:
@@ -376,7 +436,7 @@ def save(
     if not isinstance(audio, Audio):
         raise ParameterError(f"save() needs an Audio, got {type(audio).__name__}")
     path = Path(path)
-    name = path.name or str(path)
+    name = _display_name(path)
     fmt = _format_for(path, format)
     major, default_subtype = _WRITERS[fmt]
     if fmt in ("mp3", "ogg"):
