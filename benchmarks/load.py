@@ -87,24 +87,26 @@ def listener(url: str, song: Path, folder: Path, results: list, errors: list, ke
 
     try:
         client = Client(url, verbose=False, download_files=str(folder))
-        job = client.submit({"text": "", "files": [handle_file(str(song))]}, [], api_name="/send")
+        job = client.submit({"text": "", "files": [handle_file(str(song))]}, api_name="/send")
         history, _ = job.result(timeout=600)
         if not has_audio(history):
             errors.append(f"opening the song: {texts(history)[:200]}")
             return
         for text in REQUESTS:
-            # The chat history is the page's to keep; an API client sends none back (the
-            # session lives on the server), so each answer holds just this turn's messages.
+            # The studio keeps the conversation per session and returns all of it each time:
+            # this turn's messages are those past what came back last time.
+            seen, heard = len(history), len(has_audio(history))
             started = time.perf_counter()
             first = None
-            job = client.submit({"text": text, "files": []}, [], api_name="/send")
+            job = client.submit({"text": text, "files": []}, api_name="/send")
             while not job.done():
                 outputs = job.outputs()
-                if first is None and outputs and has_audio(outputs[-1][0]):
+                if first is None and outputs and len(has_audio(outputs[-1][0])) > heard:
                     first = time.perf_counter() - started
                 time.sleep(0.05)
-            fresh, _ = job.result(timeout=600)
+            history, _ = job.result(timeout=600)
             whole = time.perf_counter() - started
+            fresh = history[seen:]
             if "went wrong" in texts(fresh) or "could not be rendered" in texts(fresh):
                 errors.append(f"{text}: {texts(fresh)[:200]}")
             if has_audio(fresh) and first is None:

@@ -44,12 +44,25 @@ def connect(studio, tmp_path):
     return client
 
 
+def fresh(client, history) -> list[dict]:
+    """The messages of ``history`` this client has not seen yet (the studio keeps the whole
+    conversation per session and sends it all back each time)."""
+    seen = getattr(client, "seen", 0)
+    client.seen = len(history)
+    return history[seen:]
+
+
 def send(client, text: str = "", files=()) -> list[dict]:
     """One turn through the send endpoint; the new messages of the chat."""
     message = {"text": text, "files": [gradio_client.handle_file(str(f)) for f in files]}
-    history, box = client.predict(message, [], api_name="/send")
+    history, box = client.predict(message, api_name="/send")
     assert box == {"text": "", "files": []} or box is None, box  # the box is cleared
-    return history
+    return fresh(client, history)
+
+
+def press(client, action: str) -> list[dict]:
+    """Undo or redo through the API; the new messages of the chat."""
+    return fresh(client, client.predict(api_name=f"/{action}"))
 
 
 def texts(history) -> list[str]:
@@ -112,15 +125,15 @@ def test_undo_and_redo(connect, songs):
     client = connect()
     open_song(client, songs["one"])
     send(client, "make it 10% slower")
-    undone = client.predict([], api_name="/undo")
+    undone = press(client, "undo")
     assert any("back to v0" in t for t in texts(undone)), texts(undone)
     [(label, path)] = audio(undone)
     assert label.startswith("v0") and duration(path) == pytest.approx(8.0, abs=0.05)
-    redone = client.predict([], api_name="/redo")
+    redone = press(client, "redo")
     assert any("back to v1" in t for t in texts(redone)), texts(redone)
     [(label, path)] = audio(redone)
     assert label.startswith("v1") and duration(path) == pytest.approx(8.0 / 0.9, abs=0.1)
-    again = client.predict([], api_name="/redo")
+    again = press(client, "redo")
     assert texts(again)[-1] == "Nothing to redo." and audio(again) == []
 
 
@@ -161,7 +174,7 @@ def test_two_clients_do_not_share_sessions(connect, songs):
     assert label_one.startswith("v1") and label_two.startswith("v1")
     assert duration(path_one) == pytest.approx(8.0, abs=0.05) and duration(path_two) == pytest.approx(6.0, abs=0.05)
     # Undo on one leaves the other where it was.
-    undone = one.predict([], api_name="/undo")
+    undone = press(one, "undo")
     assert any("back to v0" in t for t in texts(undone))
     again = send(two, "a bit more")
     assert audio(again) and audio(again)[-1][0].startswith("v2"), audio(again)
@@ -182,14 +195,11 @@ def test_a_voice_note_sent_as_a_recording_is_transcribed_and_answered(connect, s
     assert audio(history) and audio(history)[-1][0].startswith("v1"), audio(history)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the history /send returns holds players whose audio the client has downloaded to "
-    "local paths, and Gradio's Chatbot refuses them as input (FileData from a string); a "
-    "client must send [] (the session lives on the server)",
-)
-def test_the_history_a_client_gets_back_can_be_sent_again(connect, songs):
+def test_the_conversation_is_kept_on_the_server(connect, songs):
+    # A client never sends the conversation back: the studio keeps it per session and
+    # returns the whole of it, earlier turns included.
     client = connect()
-    history = open_song(client, songs["one"])
-    history, _ = client.predict({"text": "make it more lo-fi", "files": []}, history, api_name="/send")
-    assert audio(history)[-1][0].startswith("v1")
+    open_song(client, songs["one"])
+    history, _ = client.predict({"text": "make it more lo-fi", "files": []}, api_name="/send")
+    assert [label[:2] for label, _ in audio(history)] == ["v0", "v1"]
+    assert any("mix" in t or "song.wav" in t for t in texts(history[:2])), texts(history[:2])

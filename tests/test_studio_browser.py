@@ -53,8 +53,11 @@ def no_traceback(page) -> None:
     assert page.locator(".toast-body.error").count() == 0, page.locator(".toast-body").all_inner_texts()
 
 
-def version_rows(page) -> list[list[str]]:
-    return table_rows(page, "#versions")
+def version_rows(page, count: int | None = None) -> list[list[str]]:
+    """The versions table; with ``count``, once it has that many rows (it follows each answer)."""
+    if count is None:
+        return table_rows(page, "#versions")
+    return wait_for(lambda: (rows := table_rows(page, "#versions")) if len(rows) == count else None, message=f"{count} versions")
 
 
 def ask(page, text: str, version: str) -> None:
@@ -110,8 +113,8 @@ def test_the_demo_song_is_ready_on_first_open(open_studio, tmp_path):
     expect(examples).to_be_visible()
     for example in EXAMPLES:
         expect(examples.get_by_text(example, exact=True)).to_be_visible()
-    rows = version_rows(page)
-    assert len(rows) == 1 and rows[0][0] == "v0" and rows[0][-1] == "now", rows
+    rows = version_rows(page, 1)
+    assert rows[0][0] == "v0" and rows[0][-1] == "now", rows
     # An example fills the box (it does not send).
     examples.get_by_text("make it more lo-fi", exact=True).click()
     expect(textarea(page)).to_have_value("make it more lo-fi")
@@ -147,7 +150,7 @@ def test_a_request_comes_back_with_tool_steps_a_reply_and_audio_that_plays(open_
     expect(user_messages(page).last).to_have_text("make it more lo-fi")
     expect(bot_messages(page).filter(has_text=re.compile("lo-fi", re.I)).last).to_be_visible()
     # The versions table gains the new version, made from v0, and plays it now.
-    rows = version_rows(page)
+    rows = version_rows(page, 2)
     assert [row[0] for row in rows] == ["v0", "v1"], rows
     assert rows[1][1] == "v0" and "lo-fi" in rows[1][2] and rows[1][-1] == "now", rows
     # The reply's player plays.
@@ -366,7 +369,7 @@ def test_two_listeners_each_keep_their_own_song_and_versions(open_studio, small_
     ask(two, "add vinyl crackle", "v1")
     assert "song.wav" in chat_text(one) and "song.wav" not in chat_text(two)
     assert "vinyl" not in chat_text(one) and "lo-fi" not in chat_text(two)
-    rows_one, rows_two = version_rows(one), version_rows(two)
+    rows_one, rows_two = version_rows(one, 2), version_rows(two, 2)
     assert [r[0] for r in rows_one] == ["v0", "v1"] and "lo-fi" in rows_one[1][2], rows_one
     assert [r[0] for r in rows_two] == ["v0", "v1"] and "vinyl" in rows_two[1][2], rows_two
     snapshot(one, tmp_path / "listener-one.png", one.locator("#chat"))

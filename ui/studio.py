@@ -301,7 +301,7 @@ class ChatBackend:
         turn = session.turn(text, render=False)
         steps = "\n".join(f"{call['tool']} {json.dumps(call['args'])}" for call in turn.calls)
         if steps:
-            history.append({"role": "assistant", "content": steps, "metadata": {"title": "tool steps"}})
+            history.append({"role": "assistant", "content": steps, "metadata": {"title": "tool steps", "status": "done"}})
         history.append({"role": "assistant", "content": turn.reply or "Done."})
         for note in turn.notes:
             history.append({"role": "assistant", "content": f"_{note}_"})
@@ -422,9 +422,12 @@ class ChatBackend:
         if session is None or not a or not b:
             return None, None, _ab_html(None, None, "", "")
         try:
-            path_a, path_b = session.render_version(int(a[1:])), session.render_version(int(b[1:]))
-            for name in {a, b}:
-                session.record_use(int(name[1:]), "play", "A/B")
+            number_a, number_b = _version(session, a), _version(session, b)
+            if number_a is None or number_b is None:
+                return None, None, _ab_html(None, None, a, b)
+            path_a, path_b = session.render_version(number_a), session.render_version(number_b)
+            for number in {number_a, number_b}:
+                session.record_use(number, "play", "A/B")
         except Exception:  # noqa: BLE001
             log.warning("A/B of %s and %s failed", a, b, exc_info=True)
             return None, None, _ab_html(None, None, a, b)
@@ -438,7 +441,9 @@ class ChatBackend:
         session = self.sessions.get(key)
         if session is None or not name:
             return None
-        number = int(name[1:])
+        number = _version(session, name)
+        if number is None:
+            return None
         try:
             path = session.export(number, fmt)
         except RemixError:
@@ -455,7 +460,9 @@ class ChatBackend:
         session = self.sessions.get(key)
         if session is None or not name:
             return None
-        number = int(name[1:])
+        number = _version(session, name)
+        if number is None:
+            return None
         spec = session.versions[number].spec
         folder = session.out_dir / f"v{number}-stems"
         song = Path(session.source.path).stem if session.source.path else "song"
@@ -474,6 +481,14 @@ class ChatBackend:
 
 
 log = logging.getLogger(__name__)
+
+
+def _version(session, name) -> int | None:
+    """The number of a version named like "v2", when the session has it; else None."""
+    text = str(name or "").strip().lower().removeprefix("v")
+    if not text.isdigit() or int(text) >= len(session.versions):
+        return None
+    return int(text)
 
 
 def _plain(error: Exception) -> str:
@@ -610,8 +625,22 @@ def build_app(settings, song: Path | None = None):
     # Analyse and render the first song now (cached from then on), so the page opens with it ready.
     chat.warm(first_song)
 
-    def send(key, message, history, progress=gr.Progress()):
-        yield from chat.send_steps(key, message, history, progress)
+    # The conversation shown is kept server-side (``shown``, per tab) and only sent to the page:
+    # the page, or an API client, never has to send it back.
+    def send(key, message, shown, progress=gr.Progress()):
+        for key, history, cleared in chat.send_steps(key, message, shown, progress):
+            yield key, history, cleared, history
+
+    def press(key, shown, action):
+        history = chat.button(key, action, shown)
+        return history, history
+
+    def open_page(request: gr.Request):
+        query = dict(request.query_params) if request is not None else {}
+        key, history = chat.open_page(first_song, query)
+        return key, history, history
+
+    open_page.__annotations__["request"] = gr.Request  # resolved here: gradio reads it to pass the request
 
     def chip(name, message):
         text, files = _message_parts(message)
@@ -621,6 +650,7 @@ def build_app(settings, song: Path | None = None):
         gr.Markdown("# Remix assistant\nSay what you want to hear. The demo song is ready; drop your own to change it.")
         with gr.Tab("Chat"):
             session_key = gr.State(None, delete_callback=chat.close)
+            shown = gr.State([])
             with gr.Row():
                 with gr.Column(scale=3):
                     history = gr.Chatbot(
@@ -649,13 +679,13 @@ def build_app(settings, song: Path | None = None):
                         undo = gr.Button("Undo", elem_id="undo")
                         redo = gr.Button("Redo", elem_id="redo")
                     with gr.Row():
-                        pick_a = gr.Dropdown(label="A", choices=[], elem_id="pick-a")
-                        pick_b = gr.Dropdown(label="B", choices=[], elem_id="pick-b")
+                        pick_a = gr.Dropdown(label="A", choices=[], elem_id="pick-a", allow_custom_value=True)
+                        pick_b = gr.Dropdown(label="B", choices=[], elem_id="pick-b", allow_custom_value=True)
                     ab = gr.HTML(_ab_html(None, None, "", ""), js_on_load=_AB_JS, elem_id="ab")
                     play_a = gr.Audio(label="A", type="filepath", interactive=False, visible=False)
                     play_b = gr.Audio(label="B", type="filepath", interactive=False, visible=False)
                     with gr.Row():
-                        pick_dl = gr.Dropdown(label="Download version", choices=[], elem_id="pick-dl")
+                        pick_dl = gr.Dropdown(label="Download version", choices=[], elem_id="pick-dl", allow_custom_value=True)
                         fmt = gr.Radio(["mp3", "wav", "flac"], value="mp3", label="Format", elem_id="fmt")
                     with gr.Row():
                         get = gr.Button("Download the mix", elem_id="download")
@@ -663,23 +693,17 @@ def build_app(settings, song: Path | None = None):
                     files = gr.File(label="Files", file_count="multiple", elem_id="files")
             view = dict(fn=chat.versions_view, inputs=session_key, outputs=[table, pick_a, pick_b, pick_dl], api_name=False)
             look = dict(fn=chat.picture_view, inputs=session_key, outputs=[picture, sections], api_name=False)
-            def open_page(request: gr.Request):
-                query = dict(request.query_params) if request is not None else {}
-                return chat.open_page(first_song, query)
-
-            open_page.__annotations__["request"] = gr.Request  # resolved here: gradio reads it to pass the request
-
-            opened = app.load(open_page, outputs=[session_key, history], api_name=False)
+            opened = app.load(open_page, outputs=[session_key, history, shown], api_name=False)
             opened.then(**view).then(**look)
             sent = box.submit(
-                send, inputs=[session_key, box, history], outputs=[session_key, history, box], api_name="send"
+                send, inputs=[session_key, box, shown], outputs=[session_key, history, box, shown], api_name="send"
             )
             sent.then(**view).then(**look)
             for button, action in ((undo, "undo"), (redo, "redo")):
                 pressed = button.click(
-                    lambda k, h, action=action: chat.button(k, action, h),
-                    inputs=[session_key, history],
-                    outputs=history,
+                    lambda k, h, action=action: press(k, h, action),
+                    inputs=[session_key, shown],
+                    outputs=[history, shown],
                     api_name=action,
                 )
                 pressed.then(**view).then(**look)
