@@ -259,7 +259,7 @@ class ChatBackend:
             songs = [f for f in files if f not in notes]
             if songs:
                 new_key, opened = self.start(songs[0])
-                history += [{"role": "user", "content": f"(opened {Path(songs[0]).name})"}] + opened
+                history += [{"role": "user", "content": f"📎 {Path(songs[0]).name}"}] + opened
                 if new_key is not None and new_key != key:
                     self.close(key)
                 key = new_key or key
@@ -696,7 +696,11 @@ def build_app(settings, song: Path | None = None):
             opened = app.load(open_page, outputs=[session_key, history, shown], api_name=False)
             opened.then(**view).then(**look)
             sent = box.submit(
-                send, inputs=[session_key, box, shown], outputs=[session_key, history, box, shown], api_name="send"
+                send,
+                inputs=[session_key, box, shown],
+                outputs=[session_key, history, box, shown],
+                api_name="send",
+                show_progress_on=history,  # the stages show over the chat, not over the box
             )
             sent.then(**view).then(**look)
             for button, action in ((undo, "undo"), (redo, "redo")):
@@ -734,9 +738,12 @@ def _mixer(gr, backend, first_song, app) -> None:
     go = gr.Button("Render", variant="primary")
     out = gr.Audio(label="Remix", type="filepath", interactive=False)
     status = gr.Markdown()
-    app.load(backend.open_song, inputs=song_in, outputs=[source_state, info])
-    song_in.change(backend.open_song, inputs=song_in, outputs=[source_state, info])
-    go.click(backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status])
+    # The page's own controls; not part of the API (the chat's endpoints are).
+    app.load(backend.open_song, inputs=song_in, outputs=[source_state, info], api_name=False)
+    song_in.change(backend.open_song, inputs=song_in, outputs=[source_state, info], api_name=False)
+    go.click(
+        backend.render, inputs=[source_state, tempo, pitch, fade_in, fade_out, removed], outputs=[out, status], api_name=False
+    )
 
 
 def _patient_url_ok(url: str, deadline_s: float = 90.0) -> bool:
