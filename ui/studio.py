@@ -178,6 +178,7 @@ class ChatBackend:
 
         session = Session(Source.from_path(path, self.settings), self.settings, renderer=self.renderer)
         session.out_dir = self.settings.data_dir / "sessions" / "warm"
+        session.analysis  # the analysis first (the page describes the song), then the audio
         session.render_version(0)
         if self.prepare_stems:
             self._separate_in_background(session)
