@@ -29,7 +29,9 @@ from tools.spec import RemixSpec
 
 from .planner import PlanContext, PlanResult
 
-__all__ = ["Version", "Turn", "Session", "default_planner"]
+__all__ = ["Version", "Turn", "Session", "default_planner", "MAX_MESSAGE_CHARS"]
+
+MAX_MESSAGE_CHARS = 2000  # a request, not a document (planning time grows with length)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,14 @@ class Session:
         """Plan ``message``, apply its calls, render the version it leads to, and record the turn."""
         started = time.perf_counter()
         message = (message or "").strip()
+        if len(message) > MAX_MESSAGE_CHARS:
+            turn = self._record(
+                message[:200] + "...",
+                PlanResult(reply=f"That message is very long ({len(message)} characters); "
+                           f"please ask in fewer words (at most {MAX_MESSAGE_CHARS} characters)."),
+                (), started, render,
+            )  # fmt: skip
+            return turn
         if not message:
             return self._record(message, PlanResult(reply="Tell me what you would like to hear."), (), started, render)
         if self.planner is None:

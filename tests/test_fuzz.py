@@ -442,12 +442,6 @@ EDGE = {
     "hard-clipping": lambda: Audio(np.clip(sine(220.0, 3.0, amplitude=4.0), -1.0, 1.0), 44100),
 }
 EDGE_FORMAT = {"eight-channels": "flac", "192-khz": "flac"}
-ONE_SAMPLE = pytest.mark.xfail(
-    strict=True,
-    reason="a one-sample song: rendering 'make it lo-fi' raises IndexError in tools/effects.py "
-    "modulated_delay (x[:, whole + 1] with one frame); the studio shows 'Something went wrong on my "
-    "side (index 1 is out of bounds ...)', the command line 'unexpected error: IndexError'",
-)
 
 
 def _edge_file(case: str, folder: Path) -> Path:
@@ -458,7 +452,7 @@ def _edge_file(case: str, folder: Path) -> Path:
 
 
 def _edge_cases(failing: set[str]):
-    return [pytest.param(case, marks=ONE_SAMPLE) if case in failing else case for case in EDGE]
+    return list(EDGE)
 
 
 def _assert_sound(audio: Audio) -> None:
@@ -518,11 +512,6 @@ def _strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ui/cli.py _cmd_render: the summary of a silent render prints \"loudness_lufs\": -Infinity "
-    "and \"true_peak_dbtp\": -Infinity, which is not JSON (null, as the analysis says for silence)",
-)
 def test_the_summary_of_a_silent_render_is_json(files, tmp_path, capfd):
     from ui import cli
 
@@ -534,19 +523,11 @@ def test_the_summary_of_a_silent_render_is_json(files, tmp_path, capfd):
 
 # Names of uploaded files ----------------------------------------------------------------------
 
-RAW_NAME = pytest.mark.xfail(
-    strict=True,
-    reason="ui/studio.py puts the uploaded file's name into the chat's Markdown as it is: ChatBackend.start "
-    "('**{name}** is ready', 'I could not open {name}: ...') and _steps (the user's line with the name); "
-    "also ChatBackend.resume ('Welcome back to **{source_name}**') and StudioBackend.open_song. HTML, "
-    "Markdown links and control or invisible characters in a name come back raw (escape the name for "
-    "Markdown and HTML, and control characters as tools.audio's messages do)",
-)
 NAMES = [
-    pytest.param("html", "<img src=x onerror=alert(1)>.wav", marks=RAW_NAME, id="html"),
-    pytest.param("markdown-link", "[free tickets](javascript:alert(1)).wav", marks=RAW_NAME, id="markdown-link"),
-    pytest.param("terminal-escapes", "\x1b[31mred\x1b[0m\r\n.wav", marks=RAW_NAME, id="terminal-escapes"),
-    pytest.param("right-to-left-override", "song\u202evaw.exe", marks=RAW_NAME, id="right-to-left-override"),
+    pytest.param("html", "<img src=x onerror=alert(1)>.wav", id="html"),
+    pytest.param("markdown-link", "[free tickets](javascript:alert(1)).wav", id="markdown-link"),
+    pytest.param("terminal-escapes", "\x1b[31mred\x1b[0m\r\n.wav", id="terminal-escapes"),
+    pytest.param("right-to-left-override", "song\u202evaw.exe", id="right-to-left-override"),
     pytest.param("nul-symbol-and-percent", "evil\u2400%00%2e%2e%2f.wav", id="nul-symbol-and-percent"),
     pytest.param("backslash-traversal", "..\\..\\evil.wav", id="backslash-traversal"),
     pytest.param("leading-dash-and-dots", "-rf ...wav", id="leading-dash-and-dots"),
@@ -673,13 +654,6 @@ def test_an_uploaded_script_is_never_run(tmp_path, studio, song):
 
 # Requests -------------------------------------------------------------------------------------
 
-LIMIT = pytest.mark.xfail(
-    strict=True,
-    reason="ui/cli.py _cmd_render prints only turn.reply, the generic 'I'm not sure what to change...'; "
-    "what names the limit is only in turn.notes ('dropped an invalid call: tempo_pitch {'semitones': 100}: "
-    "Input should be less than or equal to 24'), which the studio shows and the command line does not. "
-    "Better still: assistant/offline.py could say it in the reply, in plain words ('at most 24 semitones')",
-)
 ZERO_BPM = pytest.mark.xfail(
     strict=True,
     reason="assistant/offline.py: 'slow it down to 0 bpm' (and '... to 10 bpm') reads as 'by 0 bpm' "
@@ -758,6 +732,8 @@ def _assert_plain_reply(reply: str, words, notes=()) -> None:
 
 @pytest.mark.parametrize(("case", "text", "words"), REQUESTS)
 def test_a_bad_request_in_the_studio(case, text, words, studio, song, tmp_path, warm_planner):
+    from assistant.session import MAX_MESSAGE_CHARS
+
     text = _request(text, tmp_path, song)
     key, history = studio.start(str(song))
     session = studio.sessions[key]
@@ -777,8 +753,9 @@ def test_a_bad_request_in_the_studio(case, text, words, studio, song, tmp_path, 
     # What was kept of the turn is the words as typed (SQL sees them as a value, nothing more).
     record = studio.store.load_session(key)
     assert len(record.versions) == 1 and record.current == 0
-    if text.strip():
-        assert record.turns[-1]["request"] == text.strip()
+    if text.strip():  # (a message past MAX_MESSAGE_CHARS is kept as its start)
+        kept = record.turns[-1]["request"]
+        assert kept == text.strip() or (len(text.strip()) > MAX_MESSAGE_CHARS and text.strip().startswith(kept.removesuffix("...")))
     # And the session goes on working.
     key, after, _ = studio.send(key, {"text": "make it 10% faster", "files": []}, after)
     assert session.current == 1 and _audio_count(after) == audios + 1
@@ -805,7 +782,6 @@ def test_a_bad_request_through_a_session_turn(case, text, words, studio, song, t
 OUT_OF_RANGE = [param for param in REQUESTS if param.id in ("pitch-up-100-semitones", "repeat-chorus-10000-times", "100000-percent-faster")]
 
 
-@LIMIT
 @pytest.mark.parametrize(("case", "text", "words"), OUT_OF_RANGE)
 def test_an_out_of_range_request_on_the_command_line(case, text, words, song, tmp_path, capfd):
     out = tmp_path / "out.wav"
@@ -833,13 +809,6 @@ for size in (25_000, 100_000):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assistant/offline.py OfflinePlanner._attach is quadratic in the number of spans: a real "
-    "request repeated to 100 kB ('make it lo-fi make it lo-fi ...') takes 11 s (idle machine) to 40 s "
-    "(busy) of CPU in Session.turn, 16 times what a quarter of it takes (the studio's and the command "
-    "line's path too); cap the message's length before planning, or make _attach linear",
-)
 def test_100_kb_of_requests_gets_a_reply_in_seconds(tmp_path, models_dir):
     """4 times the words may take at most 6 times as long (5 s at least): linear, not quadratic.
 

@@ -237,12 +237,12 @@ def modulated_delay(
     flutter_hz: float = 6.5,
 ) -> np.ndarray:
     """Tape wow and flutter: read the signal at a slowly wandering position (zero-mean, so no drift)."""
-    if wow_ms <= 0 and flutter_ms <= 0:
-        return x
-    rng = np.random.default_rng(seed)
     n = x.shape[1]
+    if (wow_ms <= 0 and flutter_ms <= 0) or n < 2:
+        return x
     t = np.arange(n, dtype=np.float64) / sr
     # A slightly irregular wow: two close slow sines, plus the faster flutter.
+    rng = np.random.default_rng(seed)
     phase = rng.uniform(0, 2 * np.pi, 3)
     offset_s = (
         wow_ms * 1e-3 * (0.7 * np.sin(2 * np.pi * wow_hz * t + phase[0]) + 0.3 * np.sin(2 * np.pi * wow_hz * 1.37 * t + phase[1]))

@@ -199,6 +199,8 @@ def _cmd_render(args) -> int:
         for request in args.requests:
             turn = session.turn(request, render=False)
             print(f"remix render: {request!r}: {turn.reply}", file=sys.stderr)
+            for note in turn.notes:
+                print(f"remix render: {request!r}: note: {note}", file=sys.stderr)
         spec = session.spec
         lineage = provenance.lineage_from_versions(session.versions, session.current)
     else:
@@ -238,8 +240,8 @@ def _cmd_render(args) -> int:
     summary = {
         "output": str(path),
         "duration_s": round(result.audio.duration_s, 3),
-        "loudness_lufs": round(integrated_lufs(result.audio), 2),
-        "true_peak_dbtp": round(true_peak_dbfs(result.audio), 2),
+        "loudness_lufs": _finite(integrated_lufs(result.audio)),  # null for silence, as the analysis says
+        "true_peak_dbtp": _finite(true_peak_dbfs(result.audio)),
         "stages": {run.name: run.status for run in result.stages if run.status != "skipped"},
         "notes": list(result.notes),
         "provenance": list(result.provenance),
@@ -248,6 +250,12 @@ def _cmd_render(args) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def _finite(value: float) -> float | None:
+    import math
+
+    return round(value, 2) if math.isfinite(value) else None
 
 
 def _record_in_ledger(settings, source, spec, lineage, path, session=None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 __all__ = ["StudioBackend", "ChatBackend", "build_app", "launch"]
@@ -52,11 +53,11 @@ class StudioBackend:
             source = Source.from_path(path, self.settings)
             analysis = analyze_cached(source.audio, source.key, self.settings)
         except RemixError as error:
-            return None, f"Could not open that file: {error}"
+            return None, f"Could not open that file: {_md(error)}"
         sections = ", ".join(f"{s.name} {s.start:.0f}-{s.end:.0f} s" for s in analysis.sections)
         loudness = "silent" if analysis.loudness_lufs is None else f"{analysis.loudness_lufs:.1f} LUFS"
         return source, (
-            f"**{Path(path).name}**: {analysis.duration_s:.0f} s, {analysis.tempo:.1f} bpm, "
+            f"**{_md(Path(path).name)}**: {analysis.duration_s:.0f} s, {analysis.tempo:.1f} bpm, "
             f"{analysis.beats_per_bar} beats to the bar, {analysis.key} {analysis.mode}, {loudness}.\n\n"
             f"Sections: {sections}"
         )
@@ -149,17 +150,17 @@ class ChatBackend:
         from tools.errors import RemixError
         from tools.render import Source
 
-        name = Path(str(path)).name if path else "that file"
+        name = _md(Path(str(path)).name) if path else "that file"
         try:
             source = Source.from_path(path, self.settings)
             session = Session(source, self.settings, renderer=self.renderer, store=self.store)
             description = describe(session.analysis)
             original = session.render_version(0)
         except RemixError as error:
-            return None, [{"role": "assistant", "content": f"I could not open {name}: {error}"}]
+            return None, [{"role": "assistant", "content": f"I could not open {name}: {_md(error)}"}]
         except Exception as error:  # noqa: BLE001 - the page must get words, not a traceback
             log.exception("opening %s failed", name)
-            return None, [{"role": "assistant", "content": f"I could not open {name}: {_plain(error)}"}]
+            return None, [{"role": "assistant", "content": f"I could not open {name}: {_md(_plain(error))}"}]
         self.sessions[session.id] = session
         while len(self.sessions) > self.max_sessions:  # the longest-idle listener's session goes first
             self.sessions.pop(next(iter(self.sessions)))
@@ -195,12 +196,12 @@ class ChatBackend:
                 session = Session.resume(self.store, session_id, self.settings, renderer=self.renderer)
             audio = session.render_version(session.current)
         except RemixError as error:
-            return None, [{"role": "assistant", "content": f"I could not bring back that session: {error}"}]
+            return None, [{"role": "assistant", "content": f"I could not bring back that session: {_md(error)}"}]
         except Exception as error:  # noqa: BLE001
             log.exception("resuming %s failed", session_id)
             return None, [{"role": "assistant", "content": f"I could not bring back that session: {_plain(error)}"}]
         self.sessions[session.id] = session
-        history = [{"role": "assistant", "content": f"Welcome back to **{session.source_name}**: {len(session.versions)} versions, as you left them."}]
+        history = [{"role": "assistant", "content": f"Welcome back to **{_md(session.source_name)}**: {len(session.versions)} versions, as you left them."}]
         for turn in session.turns[-10:]:
             history.append({"role": "user", "content": turn.request})
             if turn.reply:
@@ -260,7 +261,7 @@ class ChatBackend:
             songs = [f for f in files if f not in notes]
             if songs:
                 new_key, opened = self.start(songs[0])
-                history += [{"role": "user", "content": f"📎 {Path(songs[0]).name}"}] + opened
+                history += [{"role": "user", "content": f"📎 {_md(Path(songs[0]).name)}"}] + opened
                 if new_key is not None and new_key != key:
                     self.close(key)
                 key = new_key or key
@@ -482,6 +483,20 @@ class ChatBackend:
 
 
 log = logging.getLogger(__name__)
+
+
+def _md(text) -> str:
+    """``text`` (a file name, an error naming one) safe to put in the chat's Markdown: control and
+    invisible characters as escapes, no HTML, no Markdown links or emphasis."""
+    import unicodedata
+    from html import escape
+
+    text = "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char)[0] == "C" and char != "\n" else char
+        for char in str(text)
+    )
+    text = escape(text, quote=False)
+    return re.sub(r"([\\`*_\[\]()!#|~])", r"\\\1", text)
 
 
 def _version(session, name) -> int | None:
