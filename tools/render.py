@@ -387,11 +387,13 @@ class Renderer:
         self.cache = StageCache(folder, memory_mb=memory_mb, disk_mb=self.settings.stage_cache_mb)
         self._preview_cache = StageCache(None, memory_mb=64.0, disk_mb=0.0)
         self._contexts: dict[str, RenderContext] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # whole renders, one at a time
+        self._contexts_lock = threading.RLock()
+        self._preview_lock = threading.Lock()  # previews, one at a time, beside a whole render
 
     def context(self, source: Source) -> RenderContext:
         """The source's context (analysis, stems, plans); the last few sources' are kept."""
-        with self._lock:
+        with self._contexts_lock:
             context = self._contexts.pop(source.key, None)
             if context is None:
                 context = RenderContext(source=source, settings=self.settings)
@@ -427,7 +429,8 @@ class Renderer:
         """
         if spec.arrangement.items is not None:
             return None
-        with self._lock:
+        # Not behind the whole renders' lock: a listener hears a change while others' songs render.
+        with self._preview_lock:
             context = self.context(source)
             audio = source.audio
             rate = audio.sample_rate
