@@ -435,17 +435,21 @@ class ChatBackend:
             return None, None, _ab_html(None, None, a, b)
         return str(path_a), str(path_b), _ab_html(path_a, path_b, a, b)
 
+    def _picked(self, key: str | None, name: str | None):
+        """(session, version number) for a version picked by name ("v2"), or None."""
+        session = self.sessions.get(key)
+        number = _version(session, name) if session is not None else None
+        return None if number is None else (session, number)
+
     def download(self, key: str | None, name: str | None, fmt: str):
         """The picked version as a file in ``fmt`` carrying its credits (tags and, for wav, flac and
         mp3, a signed C2PA manifest), with the manifest as JSON beside it."""
         from tools.errors import RemixError
 
-        session = self.sessions.get(key)
-        if session is None or not name:
+        picked = self._picked(key, name)
+        if picked is None:
             return None
-        number = _version(session, name)
-        if number is None:
-            return None
+        session, number = picked
         try:
             path = session.export(number, fmt)
         except RemixError:
@@ -459,12 +463,10 @@ class ChatBackend:
         from tools.audio import save
         from tools.errors import RemixError
 
-        session = self.sessions.get(key)
-        if session is None or not name:
+        picked = self._picked(key, name)
+        if picked is None:
             return None
-        number = _version(session, name)
-        if number is None:
-            return None
+        session, number = picked
         spec = session.versions[number].spec
         folder = session.out_dir / f"v{number}-stems"
         song = Path(session.source.path).stem if session.source.path else "song"
