@@ -57,7 +57,7 @@ def version_rows(page, count: int | None = None) -> list[list[str]]:
     """The versions table; with ``count``, once it has that many rows (it follows each answer)."""
     if count is None:
         return table_rows(page, "#versions")
-    return wait_for(lambda: (rows := table_rows(page, "#versions")) if len(rows) == count else None, message=f"{count} versions")
+    return wait_for(lambda: rows if len(rows := table_rows(page, "#versions")) == count else None, message=f"{count} versions")
 
 
 def ask(page, text: str, version: str) -> None:
