@@ -474,8 +474,7 @@ class ChatBackend:
         if all(p.exists() for p in paths):
             return [str(p) for p in paths]
         try:
-            with session.renderer._lock:
-                stems = session.renderer.context(session.source).stems_for(spec)
+            stems = session.renderer.context(session.source).stems_for(spec)
             folder.mkdir(parents=True, exist_ok=True)
             for path, stem in zip(paths, ("vocals", "drums", "bass", "other")):
                 save(stems[stem], path)
@@ -556,8 +555,9 @@ def _timeline(session, number: int):
     from tools.audio import load
 
     audio = load(session.render_version(number))
-    with session.renderer._lock:
-        analysis = session.renderer.context(session.source).analysis_for(session.versions[number].spec)
+    # Not behind the whole renders' lock: the page's follow-up steps (and so the next message,
+    # which waits for them) must not queue behind other listeners' renders.
+    analysis = session.renderer.context(session.source).analysis_for(session.versions[number].spec)
     scale = audio.duration_s / analysis.duration_s if analysis.duration_s > 0 else 1.0
     sections = [(s.name, s.start * scale, s.end * scale) for s in analysis.sections]
     return sections, [t * scale for t in analysis.beats], [t * scale for t in analysis.downbeats], audio
