@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from assistant import voice  # noqa: E402
 from tools.errors import BackendUnavailable, ParameterError  # noqa: E402
 
 SPEECH = MEDIA / "speech"
+ROOT = Path(__file__).resolve().parents[1]
 needs_speech = pytest.mark.skipif(not media_files("speech/req01_*.flac"), reason="shared speech media not present")
 
 
@@ -96,18 +99,84 @@ def test_damaged_cache_is_joined_again(tmp_path):
         ("Make it more low fi.", "make it more lo-fi"),
         ("make it low-fi", "make it lo-fi"),
         ("Make it Lo-Fi!", "make it lo-fi"),
+        ("make it lofi", "make it lo-fi"),
         ("Speed it up to 124pm.", "speed it up to 124 bpm"),
         ("speed it up to 124 BPM", "speed it up to 124 bpm"),
         ("at 124BPM", "at 124 bpm"),
         ("at 90 B.P.M.", "at 90 bpm"),
-        ("at ninety beats per minute", "at ninety bpm"),
-        ("up two semi-tones", "up two semitones"),
-        ("  cut   the intro ,  and repeat the chorus...  ", "cut the intro, and repeat the chorus"),
+        ("set the b p m to 90", "set the bpm to 90"),
+        ("at ninety beats per minute", "at 90 bpm"),
+        ("up two semi-tones", "up 2 semitones"),
+        ("one semi tone higher", "one semitone higher"),
+        ("  cut   the intro ,  and repeat the chorus...  ", "cut the intro and repeat the chorus"),
         ("Undo that.", "undo that"),
+        # Commas are Whisper's pauses, not the listener's boundaries.
+        ("Turn up the voice, six decibels.", "turn up the voice 6 decibels"),
+        ("Shift, murky up, by 3.", "shift murky up by 3"),
+        ("a tempo of 1,000", "a tempo of 1000"),
+        # Style and genre names written apart.
+        ("Make it night core.", "make it nightcore"),
+        ("vapor wave please", "vaporwave please"),
+        ("Chip tune it", "chiptune it"),
+        ("make it dub step", "make it dubstep"),
+        ("reggae ton", "reggaeton"),
+        ("afro beats", "afrobeats"),
+        ("Drum n bass", "drum and bass"),
+        ("drum & bass", "drum and bass"),
+        ("drum 'n' bass", "drum and bass"),
+        ("make it eight D", "make it 8d"),
+        ("make it 8-D", "make it 8d"),
+        ("an acapella version", "an a cappella version"),
+        ("a capella", "a cappella"),
+        ("Re-mix it", "remix it"),
+        # "base" for "bass", but not where it is a verb.
+        ("Only the base.", "only the bass"),
+        ("turn up the baseline", "turn up the bass line"),
+        ("base it on the original", "base it on the original"),
+        # Spoken numbers as digits.
+        ("one hundred and twenty four bpm", "124 bpm"),
+        ("twenty-four seconds", "24 seconds"),
+        ("Fade in over five seconds.", "fade in over 5 seconds"),
+        ("make it one point two five times faster", "make it 1.25x faster"),
+        ("verses two and three", "verses 2 and 3"),
+        ("minus three semitones", "minus 3 semitones"),
+        ("-3 semitones", "-3 semitones"),
+        ("five two three four", "five two three four"),  # several numbers: left as heard
+        ("that one", "that one"),  # a lone "one" is a word
+        ("one more time", "one more time"),
+        ("the second verse", "the second verse"),  # ordinals stay words
+        ("What key is it in?", "what key is it in"),
     ],
 )
 def test_normalise(heard, expected):
     assert voice.normalise(heard) == expected
+
+
+def test_normalise_keeps_every_typed_plan():
+    """Normalising a typed request never changes its plan (a transcript gets the same reading).
+
+    The one difference allowed: the free text a question hands to ``describe`` loses its "?".
+    """
+    from assistant.offline import OfflinePlanner
+    from assistant.planner import PlanContext
+    from tools.settings import get_settings
+
+    planner = OfflinePlanner(get_settings()).plan
+    cases = [json.loads(line) for line in (ROOT / "tests" / "data" / "planner_cases.jsonl").read_text().splitlines() if line.strip()]
+    changed = []
+    for case in cases:
+        if case.get("context"):
+            continue
+        typed, heard = case["request"], voice.normalise(case["request"])
+        before = planner(typed, PlanContext()).to_json()["calls"]
+        after = planner(heard, PlanContext()).to_json()["calls"]
+        if before != after and not (
+            len(before) == len(after) == 1
+            and before[0]["tool"] == after[0]["tool"] == "describe"
+            and before[0]["args"]["question"].rstrip("?") == after[0]["args"]["question"]
+        ):
+            changed.append((typed, heard, before, after))
+    assert changed == []
 
 
 def test_prompt_is_short_and_from_the_contract():
@@ -115,6 +184,64 @@ def test_prompt_is_short_and_from_the_contract():
     assert len(prompt.split()) < 45
     for word in ("lo-fi", "reggae", "vocals", "drums", "chorus", "bpm", "semitones", "undo"):
         assert word in prompt
+
+
+# Choosing among the beam's readings ----------------------------------------------------------
+
+
+def test_choose_keeps_the_prompts_help_within_the_slack():
+    """The prompt may settle a close call: a reading a little better with it wins."""
+    heard = voice.Hypothesis("make it more no fight", prompted=-0.9, plain=-0.6)
+    helped = voice.Hypothesis("make it more lo-fi", prompted=-0.3, plain=-0.7)  # prompt adds 0.4 <= slack
+    assert voice.choose([heard, helped]) is helped
+
+
+def test_choose_drops_a_prompt_word_the_audio_does_not_carry():
+    """A reading that owes its score to words copied from the prompt scores by the audio alone."""
+    copied = voice.Hypothesis("turn it into a reggae song autotune bpm", prompted=-0.2, plain=-3.0)
+    heard = voice.Hypothesis("turn it into a reggae song at 90 bpm", prompted=-0.5, plain=-0.8)
+    assert voice.choose([copied, heard]) is heard
+    assert copied.score == pytest.approx(-3.0 + voice.PROMPT_SLACK)
+    assert heard.score == pytest.approx(-0.5)
+
+
+def test_choose_ties_keep_the_beams_order_and_slack_is_a_parameter():
+    first = voice.Hypothesis("undo that", prompted=-0.5, plain=-0.5)
+    second = voice.Hypothesis("undo it", prompted=-0.5, plain=-0.5)
+    assert voice.choose([first, second]) is first
+    copied = voice.Hypothesis("make it lo-fi", prompted=-0.1, plain=-1.2)
+    heard = voice.Hypothesis("make it more lo-fi", prompted=-0.3, plain=-0.6)
+    assert voice.choose([copied, heard], slack=2.0) is copied  # a generous slack trusts the prompt
+    assert voice.choose([copied, heard], slack=0.5) is heard
+    with pytest.raises(ValueError):
+        voice.choose([])
+
+
+def test_a_repetition_loop_falls_back_to_the_segment_loop(monkeypatch):
+    """When every reading is a loop ("3, 2, 3, 2, ..."), faster-whisper's own decoding (with its
+    temperature fallback) reads the note instead."""
+    loop = voice.Hypothesis("3, 2, " * 11 + "3", prompted=-0.4, plain=-0.9)
+    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt: ([loop], 0.0))
+    monkeypatch.setattr(voice, "_segment_loop", lambda model, samples, prompt: "Cut it down to 1:30.")
+    monkeypatch.setattr(voice, "_model", lambda settings: object())
+    result = voice.transcribe_offline(np.full(16000, 0.1, dtype=np.float32))
+    assert result.normalised == "cut it down to 1:30"
+    fine = voice.Hypothesis("cut it down to 130", prompted=-0.6, plain=-0.9)
+    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt: ([loop, fine], 0.0))
+    assert voice.transcribe_offline(np.full(16000, 0.1, dtype=np.float32)).normalised == "cut it down to 130"
+
+
+def test_no_foreign_script_tokens():
+    """Non-Latin tokens are suppressed (a request is English); Latin words and digits are not."""
+    from tools.settings import get_settings
+
+    model = voice._model(get_settings())
+    tokenizer, suppressed = voice._decoding(model)
+    suppressed = set(suppressed)
+    for text in ("二", "の", "д"):
+        assert set(tokenizer.encode(text)) & suppressed
+    for text in (" two", " 2", " semitones", " lo-fi", "."):
+        assert not set(tokenizer.encode(text)) & suppressed
 
 
 # Bad input ------------------------------------------------------------------------------------
@@ -185,6 +312,72 @@ def test_any_rate_and_format(tmp_path):
     path = save(audio, tmp_path / "note.wav")
     result = voice.transcribe(path)
     assert _plan(result.normalised) == _plan(_typed()["req04_drums_louder.flac"])
+
+
+@needs_speech
+def test_every_shared_request_gives_the_typed_plan():
+    for name, typed in _typed().items():
+        if name.startswith("req"):
+            assert _plan(voice.transcribe(SPEECH / name).normalised) == _plan(typed), name
+
+
+@needs_speech
+def test_a_long_note_goes_through_the_segment_loop(tmp_path):
+    """Past 30 s Whisper's window is full: the note is read segment by segment, with the prompt."""
+    import soundfile as sf
+
+    from tools.audio import load
+
+    audio = load(SPEECH / "req04_drums_louder.flac").to_channels(1).resample(16000)
+    note = np.concatenate([audio.samples[0], np.zeros(16000 * 31, dtype=np.float32)])
+    sf.write(tmp_path / "long.wav", note, 16000)
+    result = voice.transcribe(tmp_path / "long.wav")
+    assert result.seconds > voice.WINDOW_S
+    assert _plan(result.normalised) == _plan(_typed()["req04_drums_louder.flac"])
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def _speak(tmp_path, text: str, voice_name: str, speed: int) -> Path:
+    path = tmp_path / "note.wav"
+    subprocess.run(["espeak-ng", "-v", voice_name, "-s", str(speed), "-w", str(path), "--stdin"],
+                   input=text.encode(), check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+@needs_espeak
+@pytest.mark.parametrize(
+    ("typed", "voice_name", "speed"),
+    [
+        ("double the chorus", "en-us", 150),
+        ("pitch it down two semitones", "en-us", 150),
+        ("make it more lo-fi", "en-gb", 150),
+    ],
+)
+def test_espeak_request_gives_the_typed_plan(tmp_path, typed, voice_name, speed):
+    result = voice.transcribe(_speak(tmp_path, typed, voice_name, speed))
+    assert _plan(result.normalised) == _plan(typed), result.text
+
+
+@needs_espeak
+def test_a_prompt_copy_is_not_kept(tmp_path):
+    """Spoken "make it more lo-fi" under a prompt that opens with "Make it lo-fi.": with the
+    prompt, Whisper finds its own first sentence about as likely as what was said; without it,
+    that copy is far less likely, so the reading with "more" is kept."""
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    prompt = "Make it lo-fi. Remove the vocals. Undo that."
+    samples, _ = voice._samples(_speak(tmp_path, "make it more lo-fi", "en-us", 150), settings)
+    found, _ = voice.hypotheses(voice._model(settings), samples, prompt)
+    best = voice.choose(found)
+    assert voice.normalise(best.text) == "make it more lo-fi"
+    copies = [h for h in found if voice.normalise(h.text) == "make it lo-fi"]
+    assert copies  # the prompt's sentence is in the beam ...
+    for copy in copies:  # ... and the audio alone does not carry it
+        assert copy.plain + voice.PROMPT_SLACK < best.score
+    assert voice.transcribe_offline(samples, settings, prompt=prompt).normalised == "make it more lo-fi"
 
 
 @needs_speech
