@@ -719,6 +719,9 @@ def build_app(settings, song: Path | None = None):
                 outputs=[session_key, history, box, shown],
                 api_name="send",
                 show_progress_on=history,  # the stages show over the chat, not over the box
+                # A message sent while the last one's follow-up steps (versions, picture) still
+                # run is sent when they finish, never dropped (Gradio's default drops it).
+                trigger_mode="always_last",
             )
             sent.then(**view).then(**look)
             for button, action in ((undo, "undo"), (redo, "redo")):
