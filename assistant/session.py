@@ -114,9 +114,9 @@ class Session:
         if store is not None and session_id is None:
             if source.path is None:
                 raise RemixError("a stored session needs the song's file")
-            from .store import read_tags
+            from tools.provenance import read_source_tags
 
-            self.source_sha256, _ = store.add_source(source.path, source.key, source.path.name, read_tags(source.path))
+            self.source_sha256, _ = store.add_source(source.path, source.key, source.path.name, read_source_tags(source.path))
             store.create_session(self.id, self.source_sha256, RemixSpec().model_dump_json())
 
     @classmethod
@@ -132,7 +132,6 @@ class Session:
         if not record.source_path.exists():
             raise RemixError(f"the song of session {session_id} ({record.source_name}) is missing from the store")
         source = Source.from_path(record.source_path, settings)
-        source = Source(audio=source.audio, key=source.key, path=record.source_path)
         session = cls(source, settings, planner=planner, renderer=renderer, store=None, session_id=record.id)
         session.store, session.source_sha256, session.source_name = store, record.source_sha256, record.source_name
         session.versions = [

@@ -15,7 +15,6 @@ several threads (the studio's listeners) read while one writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,9 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tools.errors import RemixError
-from tools.files import atomic_path
+from tools.files import atomic_path, sha256_file
 
-__all__ = ["Store", "SessionRecord", "sha256_file", "read_tags"]
+__all__ = ["Store", "SessionRecord"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -87,32 +86,6 @@ CREATE TABLE IF NOT EXISTS events (   -- the usage ledger
 );
 CREATE INDEX IF NOT EXISTS events_by_source ON events(source_sha256, session_id, version);
 """
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_tags(path: str | os.PathLike) -> dict[str, str]:
-    """Title, artist and ISRC from a song file's own tags (ID3, Vorbis comments, MP4), where present."""
-    try:
-        import mutagen
-
-        tags = mutagen.File(path, easy=True)
-    except Exception:  # noqa: BLE001 - tags are a courtesy; an odd file simply has none
-        return {}
-    if tags is None or not tags.tags:
-        return {}
-    found = {}
-    for key in ("title", "artist", "isrc"):
-        value = tags.tags.get(key)
-        if value:
-            found[key] = str(value[0] if isinstance(value, list) else value)[:500]
-    return found
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.errors import BackendUnavailable, ParameterError
+from tools.files import sha256_file
 from tools.settings import Settings, get_settings
 
 __all__ = [
@@ -75,14 +76,6 @@ def _package_data(package: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_folder(settings: Settings | None = None) -> Path:
     """Where the joined model lives: ``models_path / "whisper-base"``."""
     return (settings or get_settings()).models_path / MODEL_NAME
@@ -109,7 +102,7 @@ def assemble_model(
     folder = Path(folder) if folder is not None else model_folder(settings)
     model_bin = folder / "model.bin"
     if model_bin.is_file():
-        if _sha256_file(model_bin) == MODEL_SHA256:
+        if sha256_file(model_bin) == MODEL_SHA256:
             return folder
         shutil.rmtree(folder, ignore_errors=True)  # a damaged cache: join it again
     first, second = sources if sources is not None else tuple(_package_data(p) for p in PART_PACKAGES)
@@ -139,7 +132,7 @@ def assemble_model(
             os.rename(temp, folder)
         except OSError:
             # Another process got there first; theirs is checked like ours.
-            if not (folder / "model.bin").is_file() or _sha256_file(folder / "model.bin") != MODEL_SHA256:
+            if not (folder / "model.bin").is_file() or sha256_file(folder / "model.bin") != MODEL_SHA256:
                 raise
     finally:
         shutil.rmtree(temp, ignore_errors=True)

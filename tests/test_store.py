@@ -16,7 +16,8 @@ import pytest
 
 from assistant.offline import OfflinePlanner
 from assistant.session import Session
-from assistant.store import Store, sha256_file
+from assistant.store import Store
+from tools.files import sha256_file
 from conftest import click_track, sine
 from tools.audio import Audio, load, save
 from tools.render import Source

@@ -17,6 +17,7 @@ pytest.importorskip("faster_whisper")
 from fastapi import Request  # noqa: E402  (module level: the route's annotation is resolved here)
 
 from assistant import voice  # noqa: E402
+from tools.files import sha256_file  # noqa: E402
 from tools.errors import BackendUnavailable, ParameterError  # noqa: E402
 
 SPEECH = MEDIA / "speech"
@@ -59,7 +60,7 @@ def test_model_folder_is_assembled_and_verified(models_dir):
     folder = voice.assemble_model()
     assert folder == models_dir / "whisper-base"
     assert {"config.json", "tokenizer.json", "vocabulary.txt", "model.bin"} <= {p.name for p in folder.iterdir()}
-    assert voice._sha256_file(folder / "model.bin") == voice.MODEL_SHA256
+    assert sha256_file(folder / "model.bin") == voice.MODEL_SHA256
     assert not [p for p in models_dir.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
     assert voice.assemble_model() == folder  # the second call finds it
 
@@ -87,7 +88,7 @@ def test_damaged_cache_is_joined_again(tmp_path):
     target.mkdir()
     (target / "model.bin").write_bytes(b"not a model")
     voice.assemble_model(target)
-    assert voice._sha256_file(target / "model.bin") == voice.MODEL_SHA256
+    assert sha256_file(target / "model.bin") == voice.MODEL_SHA256
 
 
 # Normalisation --------------------------------------------------------------------------------

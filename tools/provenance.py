@@ -45,6 +45,7 @@ import numpy as np
 
 from .audio import Audio, save
 from .errors import ParameterError
+from .files import sha256_file
 from .settings import Settings, get_settings
 
 __all__ = [
@@ -139,14 +140,6 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256_samples(audio: Audio) -> str:
     """The engine's source hash in full: sha256 of the rate, the shape and the float32 samples."""
     digest = hashlib.sha256()
@@ -214,7 +207,7 @@ def source_identity(source: Any, path: str | os.PathLike | None = None) -> dict[
         "title": tags["title"],
         "artist": tags["artist"],
         "isrc": tags["isrc"],
-        "sha256_file": _sha256_file(Path(path)) if path is not None and Path(path).is_file() else None,
+        "sha256_file": sha256_file(Path(path)) if path is not None and Path(path).is_file() else None,
         "sha256_samples": _sha256_samples(audio),
         "hashes": "sha256_file: sha256 of the source file's bytes; sha256_samples: sha256 of the decoded "
         "float32 samples, (channels, frames), after the sample rate and the array shape as text",

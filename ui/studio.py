@@ -299,7 +299,6 @@ class ChatBackend:
     def _turn(self, key, session, text: str, history: list, progress):
         from tools.errors import RemixError
 
-        before = session.current
         turn = session.turn(text, render=False)
         steps = "\n".join(f"{call['tool']} {json.dumps(call['args'])}" for call in turn.calls)
         if steps:
@@ -307,8 +306,7 @@ class ChatBackend:
         history.append({"role": "assistant", "content": turn.reply or "Done."})
         for note in turn.notes:
             history.append({"role": "assistant", "content": f"_{note}_"})
-        changed = any(call["tool"] != "describe" for call in turn.calls) and (session.current != before or turn.calls)
-        if not changed:
+        if not any(call["tool"] != "describe" for call in turn.calls):
             yield key, history, None
             return
         number = session.current
