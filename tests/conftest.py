@@ -53,6 +53,16 @@ def click_track(bpm: float, duration_s: float, sample_rate: int = 44100, channel
     return np.repeat(out[np.newaxis, :], channels, axis=0)
 
 
+@pytest.fixture
+def song(tmp_path):
+    """A 6-second song (clicks at 120 bpm over a 220 Hz tone) as a wav file."""
+    from tools.audio import Audio, save
+
+    path = tmp_path / "song.wav"
+    save(Audio(click_track(120.0, 6.0) * 0.5 + sine(220.0, 6.0, amplitude=0.2), 44100), path)
+    return path
+
+
 def media_files(pattern: str) -> list[Path]:
     return sorted(MEDIA.glob(pattern)) if MEDIA.exists() else []
 

@@ -7,18 +7,11 @@ import json
 
 import pytest
 
-from conftest import click_track, local_server, sine
+from conftest import local_server
 from test_session import SCRIPT, ScriptedPlanner
-from tools.audio import Audio, load, save
+from tools.audio import load
 from tools.settings import Settings
 from ui.chat import run_chat
-
-
-@pytest.fixture
-def song(tmp_path):
-    path = tmp_path / "song.wav"
-    save(Audio(click_track(120.0, 6.0) * 0.5 + sine(220.0, 6.0, amplitude=0.2), 44100), path)
-    return path
 
 
 def test_a_conversation_in_the_terminal(song, tmp_path):

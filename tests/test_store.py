@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,19 +16,11 @@ from assistant.offline import OfflinePlanner
 from assistant.session import Session
 from assistant.store import Store
 from tools.files import sha256_file
-from conftest import click_track, sine
-from tools.audio import Audio, load, save
+from tools.audio import load
 from tools.render import Source
 from tools.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def song(tmp_path):
-    path = tmp_path / "song.wav"
-    save(Audio(click_track(120.0, 6.0) * 0.5 + sine(220.0, 6.0, amplitude=0.2), 44100), path)
-    return path
 
 
 @pytest.fixture

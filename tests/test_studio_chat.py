@@ -12,13 +12,6 @@ from ui.studio import ChatBackend, build_app
 
 
 @pytest.fixture
-def song(tmp_path):
-    path = tmp_path / "song.wav"
-    save(Audio(click_track(120.0, 6.0) * 0.5 + sine(220.0, 6.0, amplitude=0.2), 44100), path)
-    return path
-
-
-@pytest.fixture
 def chat(tmp_path, monkeypatch):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
