@@ -207,7 +207,7 @@ def test_malformed_json_arguments_are_retried_like_invalid_ones():
 def test_unknown_tools_are_never_recorded():
     model = scripted(
         calling(
-            ("run_shell", {"command": "rm -rf /"}), ("revoice", {"voice": "choir"}), ("restyle", {"style": "echo"})
+            ("run_shell", {"command": "rm -rf /"}), ("sing_it", {"voice": "choir"}), ("restyle", {"style": "echo"})
         ),
         "Echo added; I cannot do the rest.",
     )
@@ -215,7 +215,7 @@ def test_unknown_tools_are_never_recorded():
     assert result.calls == ({"tool": "restyle", "args": restyled("echo")},)
     assert len(result.notes) == 2 and all("not one of the tools" in note for note in result.notes)
     answers = {m.name: m for m in tool_answers(model.seen[1])}
-    assert answers["run_shell"].status == "error" and "not available" in answers["revoice"].content
+    assert answers["run_shell"].status == "error" and "not a tool" in answers["sing_it"].content
 
 
 def test_chit_chat_gets_a_reply_and_no_calls():

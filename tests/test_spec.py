@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tools.calls import ToolCall, apply_calls, read_calls
-from tools.errors import BackendUnavailable, ParameterError
+from tools.errors import ParameterError
 from tools.spec import Arrangement, ArrangementItem, RemixSpec, StemSettings, StyleSettings
 
 FULL = {
@@ -109,7 +109,8 @@ def test_calls_apply_in_order_with_history():
         ({"tool": "explode", "args": {}}, ParameterError, "unknown tool 'explode'; the tools are"),
         ({"tool": "tempo_pitch", "args": {"semitones": "lots"}}, ParameterError, "tempo_pitch arguments"),
         ({"tool": "history", "args": {"action": "goto", "version": 9}}, ParameterError, "between 0 and 0"),
-        ({"tool": "revoice", "args": {"voice": "choir"}}, BackendUnavailable, "'revoice'"),
+        ({"tool": "revoice", "args": {"voice": "choir", "amount": 3}}, ParameterError, "revoice arguments"),
+        ({"tool": "revoice", "args": {"voice": "<script>"}}, ParameterError, "unknown voice"),
     ],
 )
 def test_bad_calls_get_clear_errors(call, error, message):

@@ -2,8 +2,8 @@
 
 Each tool owns a pydantic args model (the single source of its schema) and an ``apply``
 function from (spec, args) to a new spec. ``history`` moves through the versions made by
-the calls so far, so a list of calls can say "undo that". Tools whose render stage is not
-built yet are listed by name and answer with a clear message instead of being ignored.
+the calls so far, so a list of calls can say "undo that". Tools listed in
+``PLANNED_TOOLS`` (none at present) answer with a clear message instead of being ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import arrange, genre, separate, styles, tempo_pitch
+from . import arrange, genre, separate, styles, tempo_pitch, voices
 from .errors import BackendUnavailable, ParameterError
 from .spec import RemixSpec
 
@@ -72,11 +72,12 @@ TOOLS: dict[str, Tool] = {
     "genre_shift": Tool("genre_shift", genre.GenreShiftArgs, genre.apply),
     "rearrange": Tool("rearrange", arrange.RearrangeArgs, arrange.apply, needs_analysis=True),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
+    "revoice": Tool("revoice", voices.RevoiceArgs, voices.apply, needs_analysis=True),
     "history": Tool("history", HistoryArgs, None),
     "describe": Tool("describe", DescribeArgs, None),
 }
 # In the contract, rendered by later versions of the engine.
-PLANNED_TOOLS = ("revoice",)
+PLANNED_TOOLS: tuple[str, ...] = ()
 
 
 def validate_call(call: ToolCall) -> BaseModel:

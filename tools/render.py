@@ -74,6 +74,7 @@ class RenderContext:
     _beats: Any = None
     _plans: dict = field(default_factory=dict)
     _arranged_stems: dict = field(default_factory=dict)
+    _voiced: dict = field(default_factory=dict)
     _genre_backend: Any = None
     progress: Callable[[float, str], None] | None = None
     notes: list[str] = field(default_factory=list)
@@ -146,13 +147,51 @@ class RenderContext:
 
         return arranged_analysis(self.analysis, plan)
 
-    def stems_for(self, spec: RemixSpec) -> dict[str, Audio]:
-        """The source's stems, cut by the spec's arrangement when it has one (cached per plan)."""
+    def voiced_stems(self, spec: RemixSpec) -> dict[str, Audio]:
+        """The source's stems with the spec's vocal styles on the vocals (before any rearranging).
+
+        Vocal styles work on the song as it was written, so "harmonies in the chorus" follows
+        every chorus wherever the arrangement moves it; the result is kept for the last recipe.
+        """
         stems = self.stems().stems
+        voices = spec.effective_voices()
+        if not voices:
+            return stems
+        from .voices import VOICES_VERSION, revoice
+
+        key = section_key(VOICES_VERSION, {k: v.model_dump() for k, v in voices.items()})
+        if key not in self._voiced:
+            context = self.voice_context()
+            vocals = revoice(stems["vocals"], voices, context)
+            self._voiced = {key: ({**stems, "vocals": vocals}, tuple(context.notes))}
+        voiced, notes = self._voiced[key]
+        self.notes.extend(n for n in notes if n not in self.notes)
+        return voiced
+
+    def voice_context(self):
+        """Key, scale, sections, tempo, seed and the pitch cache for the vocal styles."""
+        from .voices import PITCH_CLASSES, VoiceContext
+
+        analysis = self.analysis
+        persistent = self.separate_on_demand  # previews (windows) keep nothing on disk
+        return VoiceContext(
+            key_pitch_class=PITCH_CLASSES.index(analysis.key),
+            mode=analysis.mode,
+            analysis=analysis,
+            bpm=float(analysis.tempo) or None,
+            seed=int(self.source.key[:8], 16),
+            cache_key=f"{self.source.key}:{self.separator.model_id}" if persistent else None,
+            cache_folder=self.settings.cache_dir / "pitch" if persistent else None,
+            settings=self.settings,
+        )
+
+    def stems_for(self, spec: RemixSpec) -> dict[str, Audio]:
+        """The source's stems (vocal styles applied), cut by the spec's arrangement when it has one."""
+        stems = self.voiced_stems(spec)
         plan = self.plan(spec)
         if plan is None:
             return stems
-        key = section_key(spec.arrangement.order_part())
+        key = section_key(spec.arrangement.order_part(), {k: v.model_dump() for k, v in spec.effective_voices().items()})
         if key not in self._arranged_stems:
             self._arranged_stems = {
                 key: {name: Audio.trusted(plan.apply(stem.samples), stem.sample_rate) for name, stem in stems.items()}
@@ -246,7 +285,27 @@ def _genre_context(context: RenderContext):
 
 
 def _stem_credits(spec: RemixSpec, context: RenderContext) -> list[str]:
-    return [f"stems separated by {context.separator.name} ({context.separator.model_id})"]
+    credits = [f"stems separated by {context.separator.name} ({context.separator.model_id})"]
+    voices = spec.effective_voices()
+    if voices:
+        from .voices import MODEL_PREFIX
+
+        if any(not k.startswith(MODEL_PREFIX) for k in voices):
+            credits.append("vocal styles by the remix engine: Praat pitch tracking and PSOLA resynthesis (parselmouth)")
+        for key in voices:
+            if key.startswith(MODEL_PREFIX):
+                credits.append(_voice_model_credit(key[len(MODEL_PREFIX) :], context))
+    return credits
+
+
+def _voice_model_credit(name: str, context: RenderContext) -> str:
+    from .voice_models import voice_model_info
+
+    try:
+        info = voice_model_info(name, context.settings)
+    except Exception as error:  # noqa: BLE001 - the render itself says what is wrong
+        return f"voice model {name} (not available: {error})"
+    return f"voice model {info.name} ({info.version}, sha256 {info.sha256[:12]}); licence: {info.licence}"
 
 
 def _genre_credits(spec: RemixSpec, context: RenderContext) -> list[str]:
@@ -299,10 +358,19 @@ def _is_default(getter: Callable[[RemixSpec], Any]) -> Callable[[RemixSpec], boo
 
 
 _ORDER = lambda spec: spec.arrangement.order_part()  # noqa: E731
-_STEMS = lambda spec: {  # noqa: E731
-    "stems": {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())},
-    "styles": {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target != "mix"},
-}
+def _STEMS(spec: RemixSpec) -> dict:
+    section = {
+        "stems": {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())},
+        "styles": {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target != "mix"},
+    }
+    voices = spec.effective_voices()
+    if voices:
+        from .voices import VOICES_VERSION
+
+        section["voices"] = {"version": VOICES_VERSION, **{k: v.model_dump() for k, v in voices.items()}}
+    return section
+
+
 _GENRE = lambda spec: spec.genre.model_dump() if spec.genre.name and spec.genre.amount > 0 else None  # noqa: E731
 _TEMPO = lambda spec: {"tempo": spec.tempo.model_dump(), "pitch": spec.pitch.model_dump()}  # noqa: E731
 _STYLES = lambda spec: {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target == "mix"}  # noqa: E731

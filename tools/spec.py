@@ -19,6 +19,7 @@ __all__ = [
     "TempoSettings",
     "PitchSettings",
     "MasterSettings",
+    "VoiceSettings",
     "RemixSpec",
     "section_key",
 ]
@@ -46,6 +47,13 @@ class StyleSettings(_Section):
 
     amount: float = Field(0.5, ge=0.0, le=1.0, description="0 is no effect, 1 the full preset")
     target: StyleTarget = Field("mix", description="apply to the whole mix or to one stem")
+
+
+class VoiceSettings(_Section):
+    """One vocal style (or voice model) on the vocals stem, with an intensity and an optional section."""
+
+    amount: float = Field(0.6, ge=0.0, le=1.0, description="0 is the voice as sung, 1 the full change")
+    section: str | None = Field(None, max_length=64, description="only in this section ('chorus' means every chorus)")
 
 
 class GenreSettings(_Section):
@@ -118,6 +126,7 @@ class RemixSpec(_Section):
 
     stems: dict[StemName, StemSettings] = Field(default_factory=dict)
     styles: dict[str, StyleSettings] = Field(default_factory=dict)
+    voices: dict[str, VoiceSettings] = Field(default_factory=dict)
     genre: GenreSettings = Field(default_factory=GenreSettings)
     arrangement: Arrangement = Field(default_factory=Arrangement)
     tempo: TempoSettings = Field(default_factory=TempoSettings)
@@ -141,6 +150,10 @@ class RemixSpec(_Section):
     def effective_stems(self) -> dict[str, StemSettings]:
         """Stem settings that differ from the default (unity gain, not muted)."""
         return {name: s for name, s in self.stems.items() if not s.is_default()}
+
+    def effective_voices(self) -> dict[str, VoiceSettings]:
+        """Vocal styles with a non-zero amount, in name order (the render applies them in its own order)."""
+        return {name: v for name, v in sorted(self.voices.items()) if v.amount > 0}
 
     def effective_styles(self) -> dict[str, StyleSettings]:
         """Styles with a non-zero amount, in name order (the render applies them in its own order)."""
