@@ -548,6 +548,16 @@ def whisper(x: np.ndarray, sr: int, seed: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _level(x: np.ndarray, sr: int) -> float:
+    """RMS of the louder half of 100 ms blocks, over all channels (wide copies count in full)."""
+    block = max(1, int(0.1 * sr))
+    usable = x[:, : x.shape[1] // block * block]
+    if usable.shape[1] == 0:
+        return float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+    energies = np.sort(np.mean(usable.reshape(x.shape[0], -1, block) ** 2, axis=(0, 2)))
+    return float(np.sqrt(np.mean(energies[len(energies) // 2 :])))
+
+
 def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) -> Audio:
     """The vocals stem with the given voices applied (see the module docstring)."""
     voices = {k: v for k, v in ordered(voices).items() if v.amount > 0}
@@ -556,7 +566,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
     sr = vocals.sample_rate
     x = np.asarray(vocals.samples, dtype=np.float32)
     channels, frames = x.shape
-    level = fx.rms(x)
+    level = _level(x, sr)
     if level < 1e-5:
         ctx.notes.append("the vocals stem is silent here, so there was no voice to change")
         return vocals
@@ -623,7 +633,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
 
     copy_formant = formant if gender_mask is None else 1.0
     rng = np.random.default_rng(ctx.seed)
-    lead_level = fx.rms(out)
+    lead_level = _level(out, sr)
     extra = np.zeros_like(out)
     gate = _voicing_gain(track, frames, sr)
     for key in ("harmony", "double", "choir"):
@@ -680,7 +690,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
     out = out + extra
     out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     # The vocal sits in the mix where it did: the same overall level as before.
-    new_level = fx.rms(out)
+    new_level = _level(out, sr)
     if new_level > 1e-9:
         out *= np.float32(level / new_level)
     if lead_level <= 0:
