@@ -32,10 +32,10 @@ Every call is validated with its tool's own args model before it is returned.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, field, replace
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from tools.calls import TOOLS
 from tools.errors import RemixError
@@ -46,7 +46,7 @@ from .language import Quantity, Reading, Span, lexicon, load_toml
 from .planner import PlanContext, PlanResult
 from .replies import reply_for, reply_without_calls
 
-__all__ = ["OfflinePlanner", "RevoiceArgs", "validate_call"]
+__all__ = ["OfflinePlanner", "validate_call"]
 
 Call = dict[str, Any]
 _IMPLIED = {"tempo", "pitch", "length", "fade", "history", "describe"}  # objects an operation can imply
@@ -54,34 +54,13 @@ _UNIT_KIND = {"semitones": "pitch", "bpm": "tempo", "multiplier": "tempo", "perc
 _ANSWERABLE = {"key", "tempo", "sections", "length", "loudness", "changes"}
 
 
-class RevoiceArgs(BaseModel):
-    """The `revoice` tool's arguments as the design's contract states them.
-
-    Used only while the engine has no `revoice` tool of its own in ``tools.calls.TOOLS``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    voice: str | None = Field(None, min_length=1, max_length=80)
-    amount: float | None = Field(None, ge=0.0, le=1.0)
-    change: Literal["set", "more", "less", "remove"] = "set"
-    section: str | None = Field(None, max_length=80)
-
-    @model_validator(mode="after")
-    def _voice_for_set(self) -> "RevoiceArgs":
-        if self.change == "set" and not self.voice:
-            raise ValueError("name a voice to set")
-        return self
-
-
 def validate_call(call: Call) -> str | None:
     """None when ``call`` validates with its tool's own args model, else what is wrong."""
     tool = TOOLS.get(call.get("tool", ""))
-    model = tool.args_model if tool is not None else RevoiceArgs if call.get("tool") == "revoice" else None
-    if model is None:
+    if tool is None:
         return f"unknown tool {call.get('tool')!r}"
     try:
-        model.model_validate(call.get("args", {}))
+        tool.args_model.model_validate(call.get("args", {}))
     except ValidationError as error:
         return f"{call['tool']} {call.get('args')}: {error.errors(include_url=False)[0]['msg']}"
     except RemixError as error:
@@ -144,6 +123,15 @@ class OfflinePlanner:
         self.op_rank = {op: entry.get("rank", 1) for op, entry in self.lexicon.ops["ops"].items()}
         self.op_needs_ref = {op for op, entry in self.lexicon.ops["ops"].items() if entry.get("needs_ref")}
         self.guard = [re.compile(p, re.IGNORECASE) for p in load_toml("guard.toml")["patterns"]]
+        models = grammar["voice_models"]
+        tokenize = self.lexicon.tokenize
+        self.model_cues = sorted((tuple(tokenize(p)) for p in models["before"]), key=len, reverse=True)
+        self.model_possessive = re.compile(
+            r"\b([a-z0-9][\w.-]*)'s\s+(?:" + "|".join(re.escape(p) for p in models["possessive"]) + r")\b", re.IGNORECASE
+        )
+        self.model_max_words: int = models["max_words"]
+        self.model_stop = set(models["stop"])
+        self.model_not_names = set(models["not_names"])
         self._classifier: IntentClassifier | None = None
         self._classifier_error: str | None = None
 
@@ -180,7 +168,7 @@ class OfflinePlanner:
             return PlanResult((), reply_without_calls("empty"), self.name)
         if any(pattern.search(message) for pattern in self.guard):
             return PlanResult((), reply_without_calls("hostile"), self.name)
-        reading = self.lexicon.read(message)
+        reading = self._voice_models(self.lexicon.read(message))
         notes += [f"read {typed!r} as {read!r}" for typed, read in reading.corrections]
         previous = [dict(call) for call in context.previous_calls]
         clauses = [self._read_clause(spans, reading) for spans in self._clauses(reading)]
@@ -212,6 +200,51 @@ class OfflinePlanner:
         calls = self._valid(self._tidy(calls), notes)
         reply = reply_for(calls, context) if calls else reply_without_calls(reason or "unclear")
         return PlanResult(tuple(calls), reply, self.name, tuple(notes))
+
+    def _voice_models(self, reading: Reading) -> Reading:
+        """The reading with a voice model's name read as a voice ("a cover sung by Aria", "in Aria's voice").
+
+        The name is taken from the words as typed (names are not typos); a name the lexicon
+        reads ("sung by a woman", "in a child's voice") is left to the grammar.
+        """
+        raw = self.lexicon.tokenize(reading.source)
+        if len(raw) != len(reading.tokens):
+            return reading
+        found: list[tuple[int, int]] = []
+        for i in range(len(raw)):
+            for cue in self.model_cues:
+                if tuple(raw[i : i + len(cue)]) == cue:
+                    start = i + len(cue)
+                    end = start
+                    while end < len(raw) and end - start < self.model_max_words and raw[end].isalnum() and raw[end] not in self.model_stop:
+                        end += 1
+                    found.append((start, end))
+                    break
+        for match in self.model_possessive.finditer(reading.source):
+            end = len(self.lexicon.tokenize(reading.source[: match.end(1)]))
+            start = end - 1
+            words = reading.source[: match.start(1)].split()
+            while words and end - start < self.model_max_words and words[-1][:1].isupper() and words[-1].isalpha():
+                words.pop()
+                start -= 1  # "Freddie Mercury's voice": the capitalised words before the name
+            found.append((start, end))
+        spans = list(reading.spans)
+        for start, end in found:
+            if start >= end or start < 0 or raw[start] in self.model_not_names or not all(t.isalnum() for t in raw[start:end]):
+                continue
+            # Words the lexicon reads as typed are its own ("sung by women", "a child's voice").
+            if any(s.start < end and s.end > start and s.kind != "number" for s in spans) and all(
+                raw[k] == reading.tokens[k] for k in range(start, end)
+            ):
+                continue
+            spans = [s for s in spans if s.end <= start or s.start >= end] + [Span("voice", " ".join(raw[start:end]), start, end)]
+        if spans == list(reading.spans):
+            return reading
+        return replace(
+            reading,
+            spans=tuple(sorted(spans, key=lambda s: s.start)),
+            read=reading.read | {i for s in spans if s.kind == "voice" for i in range(s.start, s.end)},
+        )
 
     def _all_read(self, reading: Reading) -> bool:
         """Every word of the request is part of some span (or an interjection, or "please")."""
@@ -442,7 +475,7 @@ class OfflinePlanner:
         targets = [o for o in clause.objects if o.kind == "stem" and hosts and (o.target or o.rank < 1)]
         numbers = list(clause.numbers)
         for obj in sorted(clause.objects, key=lambda o: o.position):
-            if obj in targets:
+            if obj in targets or obj not in clause.objects:  # a target, or taken in by an earlier call
                 continue
             op = obj.op if obj.op is not None else self.default_ops.get(obj.kind)
             rule = self.rules.get(op, {}).get(obj.kind) if op else None
@@ -506,7 +539,10 @@ class OfflinePlanner:
                 args["voice"] = obj.value
             if obj.kind == "stem" and tuple(obj.value) != ("vocals",):
                 return None
-            section = next((o for o in clause.objects if o.kind == "section" and o.op is None), None)
+            if args.get("voice") == "all":
+                return self._all_voices(obj.op or "set", context)
+            # "in the chorus", "only on verse 2": a section with no operation of its own, or only "only".
+            section = next((o for o in clause.objects if o.kind == "section" and o.op in (None, "isolate")), None)
             if section is not None:
                 args["section"] = section.value
                 clause.objects.remove(section)
@@ -528,6 +564,32 @@ class OfflinePlanner:
         elif tool == "describe":
             return self._describe(reading.source)
         return {"tool": tool, "args": args}
+
+    @staticmethod
+    def _all_voices(op: str, context: PlanContext) -> Call | None:
+        """Every vocal style off ("put the original voice back", "remove all vocal effects").
+
+        Only when a vocal style is on (the spec's voices, else the previous turn's calls) or
+        the request says to remove them; otherwise "the original voice back" takes back the
+        previous turn's voice-like style on the vocals, else brings the vocals back as they were.
+        """
+        if op in ("more", "less", "raise", "reduce", "louder", "quieter", "isolate"):
+            return None
+        previous = [call for call in context.previous_calls if isinstance(call, dict)]
+        voices = getattr(context.spec, "voices", None) if context.spec is not None else None
+        if voices is not None:
+            applied = bool(voices)
+        else:
+            applied = any(
+                c.get("tool") == "revoice" and (c.get("args") or {}).get("change", "set") != "remove" for c in previous
+            )
+        if applied or op == "remove":
+            return {"tool": "revoice", "args": {"voice": "all", "change": "remove"}}
+        for call in reversed(previous):
+            args = call.get("args") or {}
+            if call.get("tool") == "restyle" and args.get("target") == "vocals" and args.get("change", "set") != "remove":
+                return {"tool": "restyle", "args": {"style": args.get("style"), "change": "remove", "target": "vocals"}}
+        return {"tool": "separate", "args": {"action": "restore", "stems": ["vocals"]}}
 
     def _amounts(self, args: dict[str, Any], clause: _Clause, levels: dict[str, float]) -> None:
         """Amount (for set) or step (for more / less) from a percentage or the intensity."""

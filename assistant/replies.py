@@ -62,7 +62,7 @@ def reply_for(calls: Iterable[Mapping[str, Any]], context: PlanContext | None = 
         phrases = [_phrase(call) for call in edits]
         sentence = _join(phrases)
         sentences.append(sentence[:1].upper() + sentence[1:] + ".")
-        if any(call.get("tool") in _ADJUSTABLE or call.get("args", {}).get("action") in ("louder", "quieter") for call in edits):
+        if any(_adjustable(call) for call in edits):
             sentences.append(texts["hints"]["adjust"])
         elif any(call.get("tool") != "history" for call in edits):
             sentences.append(texts["hints"]["undo"])
@@ -70,6 +70,14 @@ def reply_for(calls: Iterable[Mapping[str, Any]], context: PlanContext | None = 
         if call.get("tool") == "describe":
             sentences.append(answer(call.get("args", {}).get("question") or "", context))
     return " ".join(sentences)
+
+
+def _adjustable(call: Mapping[str, Any]) -> bool:
+    """A change that "more" or "less" can adjust next (not a removal)."""
+    args = call.get("args") or {}
+    if call.get("tool") in _ADJUSTABLE:
+        return args.get("change") != "remove"
+    return args.get("action") in ("louder", "quieter")
 
 
 def answer(question: str, context: PlanContext | None = None) -> str:
@@ -110,8 +118,54 @@ def _phrase(call: Mapping[str, Any]) -> str:
         ]
         return _join(parts) if parts else tool
     action = args.get("action") or args.get("change") or "set"
+    if tool == "revoice" and action == "remove" and _voice_id(args.get("voice")) == "all":
+        action = "remove_all"
     template = texts["calls"].get(f"{tool}.{action}")
     return template.format(**_fields(tool, args)) if template else f"{tool.replace('_', ' ')} {action}"
+
+
+def _voice_id(voice: Any) -> str:
+    """A revoice voice as its preset id ("T-Pain" -> "autotune"), "all", or a voice model's name."""
+    from tools.voices import MODEL_PREFIX, resolve_voice
+
+    text = str(voice or "").strip()
+    preset = resolve_voice(text) if text else None
+    if preset is not None:
+        return preset
+    if text.lower() in ("all", "everything", "original", "none", "normal", "natural"):
+        return "all"
+    return text[len(MODEL_PREFIX) :] if text.startswith(MODEL_PREFIX) else text
+
+
+def _voice_fields(args: dict[str, Any], amount_words: str) -> dict[str, str]:
+    """``voice`` (what a set does), ``voice_noun`` and ``voice_amount`` of a revoice call."""
+    texts = _texts()
+    voice = _voice_id(args.get("voice"))
+    name = voice.replace("_", " ")
+    name = name.title() if name == name.lower() else name  # a voice model's name, as a name
+    voices, nouns = texts["voices"], texts["voice_nouns"]
+    out = {
+        "voice": voices[voice] if voice in voices else voices["other"].format(name=name),
+        "voice_noun": nouns[voice] if voice in nouns else nouns["other"].format(name=name),
+        "voice_amount": amount_words,
+    }
+    own = texts["voice_amounts"].get(voice)
+    amount = args.get("amount")
+    if own is not None and amount is not None:
+        level = "full" if amount >= 0.99 else "light" if amount <= 0.35 else "strong" if amount >= 0.75 else None
+        out["voice_amount"] = own.get(level, "") if level else ""
+    return out
+
+
+def _in_section(section: str) -> str:
+    """" in every chorus", " in verse 2", " in the last chorus", " in the bridge"."""
+    words = _texts()["words"]
+    text = " ".join(section.replace("_", " ").split())
+    if text in words["repeating"]:
+        return words["in_every"].format(section=text)
+    if text[-1:].isdigit():
+        return words["in_named"].format(section=text)
+    return words["in_section"].format(section=text)
 
 
 def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
@@ -136,13 +190,10 @@ def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
     fields["genre"] = GENRES[genre].title if genre in GENRES else str(genre or "the genre")
     fields["bpm"] = _num(args.get("bpm") or 0)
     fields["genre_bpm"] = f" at {fields['bpm']} bpm" if args.get("bpm") else ""
-    voice = str(args.get("voice") or "")
-    voices = _texts()["voices"]
-    fields["voice"] = voices.get(voice, voices["other"].format(voice=voice))
-    fields["voice_name"] = voice.replace("_", " ") or "the voice effect"
     section = args.get("section")
     if tool == "revoice":
-        fields["section"] = words["in_section"].format(section=section) if section else ""
+        fields.update(_voice_fields(args, fields["amount"]))
+        fields["section"] = _in_section(str(section)) if section else ""
     else:
         fields["section"] = section or words["sections"]
     times = args.get("times") or 2
