@@ -307,6 +307,15 @@ def test_plan_chunks_covers_with_overlaps_at_quiet_frames():
     assert vm.plan_chunks(energy[:100], 300, 20, 50) == [(0, 100)]
 
 
+def test_noise_depends_only_on_the_index_and_the_seed():
+    whole = vm._indexed_noise(5, 1, -300, 700, 3, 256)
+    assert whole.shape == (3, 1000)
+    parts = [vm._indexed_noise(5, 1, a, b, 3, 256) for a, b in ((-300, -1), (-1, 250), (250, 700))]
+    assert torch.equal(torch.cat(parts, dim=1), whole)
+    assert not torch.equal(vm._indexed_noise(6, 1, -300, 700, 3, 256), whole)
+    assert not torch.equal(vm._indexed_noise(5, 2, -300, 700, 3, 256), whole)
+
+
 # Conversion --------------------------------------------------------------------------------
 
 

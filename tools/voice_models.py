@@ -39,6 +39,12 @@ sample they belong to, from generators seeded by ``seed``, and the NSF sine's ph
 over the whole song: two chunks that overlap draw the same values there, so they join without a
 seam, and the same seed gives the same audio. Weight normalisation is kept as RVC's
 ``weight_g``/``weight_v`` parameters for loading and folded into plain weights afterwards.
+
+The synthesizer was checked against RVC's own classes (``infer/module/models.py``): the same
+state-dict keys and shapes for real v1/v2 configs (the tests keep that list), and the same
+output, within 3e-7, for the same weights, inputs and noise. On a 2-core CPU a real-size v2
+40 kHz model (random weights) with a ContentVec-size encoder converted 45 s of stereo in 166 s,
+the process peaking at 2.5 GB; the HiFiGAN decoder takes over 80 % of the time.
 """
 
 from __future__ import annotations
