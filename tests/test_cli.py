@@ -74,7 +74,7 @@ def test_analyze_prints_the_promised_fields(song, capsys):
         (["render", "{song}", "--spec", "{bad_spec}", "-o", "{out}"], "not a valid remix spec"),
         (["render", "{song}", "--spec", "{missing_spec}", "-o", "{out}"], "no such spec file"),
         (["render", "{song}", "--calls", "{bad_calls}", "-o", "{out}"], "tempo_pitch arguments"),
-        (["render", "{song}", "--calls", "{planned_calls}", "-o", "{out}"], "not available in this version"),
+        (["render", "{song}", "--calls", "{model_calls}", "-o", "{out}"], "voice model 'nobody_sings' not found"),
         (["render", "{song}", "--spec", "{spec}", "-o", "{out}", "make it lo-fi"], "not several"),
         (["render", "{song}", "--spec", "{spec}", "-o", "{bad_out}"], "supported"),
         (["render", "{text}", "--spec", "{spec}", "-o", "{out}"], "notes.wav"),
@@ -85,7 +85,7 @@ def test_errors_are_messages_not_tracebacks(argv, message, song, tmp_path, capsy
     (tmp_path / "spec.json").write_text("{}")
     (tmp_path / "bad.json").write_text('{"pitch": {"semitones": 99}}')
     (tmp_path / "badcalls.json").write_text('[{"tool": "tempo_pitch", "args": {"semitones": "up"}}]')
-    (tmp_path / "planned.json").write_text('[{"tool": "revoice", "args": {"voice": "choir"}}]')
+    (tmp_path / "model.json").write_text('[{"tool": "revoice", "args": {"voice": "Nobody Sings"}}]')
     (tmp_path / "notes.wav").write_text("this is not audio")
     names = {
         "missing": tmp_path / "nothing.wav",
@@ -94,7 +94,7 @@ def test_errors_are_messages_not_tracebacks(argv, message, song, tmp_path, capsy
         "bad_spec": tmp_path / "bad.json",
         "missing_spec": tmp_path / "nope.json",
         "bad_calls": tmp_path / "badcalls.json",
-        "planned_calls": tmp_path / "planned.json",
+        "model_calls": tmp_path / "model.json",
         "text": tmp_path / "notes.wav",
         "out": tmp_path / "out.wav",
         "bad_out": tmp_path / "out.xyz",

@@ -405,3 +405,38 @@ def test_revoice_renders_over_the_untouched_band_and_masters_unclipped(voice):
     # a refinement of another section re-uses the stems; the preview renders a window
     preview = renderer.preview(source, spec.update(voices={"female": VoiceSettings(amount=1.0)}), 0.5, 2.0)
     assert preview is not None and abs(preview.audio.duration_s - 2.0) < 0.01
+
+
+def test_a_cover_in_a_voice_models_timbre_renders_and_credits_the_model(tmp_path, monkeypatch):
+    """The learned backend end to end: a tiny random RVC model saved in RVC's format, planned and rendered."""
+    from test_voice_models import _save_encoder, _save_voice
+
+    from tools import voice_models as vm
+    from tools.render import Renderer, Source
+    from tools.separate import StemSet
+
+    models = tmp_path / "models"
+    _save_voice(models / vm.VOICES_SUBDIR, "Aria", seed=4)
+    (models / vm.VOICES_SUBDIR / "Aria.licence.txt").write_text("CC-BY 4.0, by Aria\n")
+    _save_encoder(models / vm.VOICES_SUBDIR / vm.CONTENT_ENCODER_DIR)
+    monkeypatch.setenv("REMIX_MODELS_DIR", str(models))
+    from tools.settings import get_settings
+
+    voice = sung_voice()[:, : 2 * SR]
+    spec = apply_calls([{"tool": "revoice", "args": {"voice": "aria", "amount": 1.0}}])
+    assert set(spec.voices) == {"model:aria"}
+    source = Source.from_audio(Audio(voice, SR))
+    renderer = Renderer(get_settings(), disk=False)
+    context = renderer.context(source)
+    zeros = np.zeros_like(voice)
+    context._stems = StemSet(
+        {"vocals": Audio(voice, SR), "drums": Audio(zeros, SR), "bass": Audio(zeros, SR), "other": Audio(zeros, SR)},
+        "test",
+        "true-stems",
+    )
+    result = renderer.render(source, spec)
+    assert result.audio.frames == voice.shape[1] and np.all(np.isfinite(result.audio.samples))
+    assert any("timbre of the voice model Aria" in note for note in result.notes)
+    assert any("voice model Aria" in c and "CC-BY 4.0" in c for c in result.provenance)
+    converted = context.voiced_stems(spec)["vocals"].samples
+    assert np.sqrt(np.mean((converted - voice) ** 2)) > 0.1 * np.sqrt(np.mean(voice**2))  # the timbre changed

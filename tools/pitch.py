@@ -24,7 +24,7 @@ import numpy as np
 
 from .files import atomic_path
 
-__all__ = ["PITCH_VERSION", "PitchTrack", "track", "praat_pitch", "track_cached"]
+__all__ = ["PITCH_VERSION", "PitchTrack", "track", "from_praat", "praat_pitch", "track_cached", "save_cached"]
 
 PITCH_VERSION = 1
 HOP_S = 0.01
@@ -109,18 +109,35 @@ def track(mono: np.ndarray, sample_rate: int) -> PitchTrack:
     if mono.size < int(0.1 * sample_rate) or not np.any(mono):
         times = np.arange(max(1, int(mono.size / sample_rate / HOP_S))) * HOP_S + HOP_S / 2
         return PitchTrack(times=times, f0=np.zeros(len(times)))
-    pitch = praat_pitch(mono, sample_rate)
+    return from_praat(praat_pitch(mono, sample_rate))
+
+
+def from_praat(pitch) -> PitchTrack:
+    """The track of a Praat Pitch object, octave errors folded and short voiced runs dropped."""
     f0 = np.nan_to_num(pitch.selected_array["frequency"].astype(np.float64), nan=0.0)
     f0 = _drop_short_runs(_fold_octaves(f0), int(round(MIN_VOICED_S / HOP_S)))
     return PitchTrack(times=np.asarray(pitch.xs(), dtype=np.float64), f0=f0)
+
+
+def _cache_path(folder: Path, key: str, sample_rate: int) -> Path:
+    name = hashlib.sha256(f"{key}:{sample_rate}:{PITCH_VERSION}".encode()).hexdigest()[:32]
+    return Path(folder) / f"{name}.npz"
+
+
+def save_cached(result: PitchTrack, sample_rate: int, key: str, folder: Path) -> None:
+    """Keep a track in ``folder`` under ``key`` (atomic write)."""
+    path = _cache_path(folder, key, sample_rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, times=result.times, f0=result.f0)
 
 
 def track_cached(mono: np.ndarray, sample_rate: int, key: str, folder: Path | None) -> PitchTrack:
     """:func:`track`, kept in ``folder`` under ``key`` (the source and the separator) when a folder is given."""
     if folder is None:
         return track(mono, sample_rate)
-    name = hashlib.sha256(f"{key}:{sample_rate}:{PITCH_VERSION}".encode()).hexdigest()[:32]
-    path = Path(folder) / f"{name}.npz"
+    path = _cache_path(folder, key, sample_rate)
     if path.exists():
         try:
             with np.load(path) as data:
@@ -128,9 +145,5 @@ def track_cached(mono: np.ndarray, sample_rate: int, key: str, folder: Path | No
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
     result = track(mono, sample_rate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, times=result.times, f0=result.f0)
+    save_cached(result, sample_rate, key, folder)
     return result
-

@@ -409,15 +409,16 @@ class VoiceContext:
 class _Psola:
     """PSOLA resynthesis of one channel at any pitch contour and formant ratio (Praat's overlap-add)."""
 
-    def __init__(self, samples: np.ndarray, sr: int, pitch_obj):
+    def __init__(self, samples: np.ndarray, sr: int, pulses):
         import parselmouth
         from parselmouth.praat import call
 
         self.sr = sr
         self.frames = len(samples)
         self.sound = parselmouth.Sound(np.asarray(samples, dtype=np.float64), sampling_frequency=float(sr))
-        self.manipulation = call(self.sound, "To Manipulation", pitch_tracking.HOP_S, pitch_tracking.FLOOR_HZ, pitch_tracking.CEILING_HZ)
-        pulses = call([self.sound, pitch_obj], "To PointProcess (cc)")
+        # The Manipulation's own pitch analysis is replaced at once (the pulses below, a pitch
+        # tier per render), so it runs coarse: a tenth of the cost of a full one.
+        self.manipulation = call(self.sound, "To Manipulation", 0.1, 300.0, 600.0)
         call([pulses, self.manipulation], "Replace pulses")
         self.lock = threading.Lock()
 
@@ -472,11 +473,22 @@ def _engines(x: np.ndarray, sr: int, cache_key: str | None, cache_folder):
             if memo in _ENGINES:
                 _ENGINES.move_to_end(memo)
                 return _ENGINES[memo]
+    import parselmouth
+    from parselmouth.praat import call
+
     mid = x.mean(axis=0)
-    track = pitch_tracking.track_cached(mid, sr, cache_key, cache_folder) if cache_key else pitch_tracking.track(mid, sr)
+    if not np.any(mid):
+        track = pitch_tracking.track(mid, sr)
+        return track, None, []
+    # One pitch analysis of the mid serves the track and the glottal pulses of every channel.
     pitch_obj = pitch_tracking.praat_pitch(mid, sr)
-    mid_engine = _Psola(mid, sr, pitch_obj)
-    channels = [mid_engine] if x.shape[0] == 1 else [_Psola(x[c], sr, pitch_obj) for c in range(x.shape[0])]
+    track = pitch_tracking.from_praat(pitch_obj)
+    if cache_key and cache_folder is not None:
+        pitch_tracking.save_cached(track, sr, cache_key, cache_folder)
+    sound = parselmouth.Sound(np.asarray(mid, dtype=np.float64), sampling_frequency=float(sr))
+    pulses = call([sound, pitch_obj], "To PointProcess (cc)")
+    mid_engine = _Psola(mid, sr, pulses)
+    channels = [mid_engine] if x.shape[0] == 1 else [_Psola(x[c], sr, pulses) for c in range(x.shape[0])]
     result = (track, mid_engine, channels)
     if memo is not None:
         with _ENGINES_LOCK:
@@ -498,8 +510,10 @@ def _voicing_gain(track, frames: int, sr: int, floor: float = 0.0) -> np.ndarray
     sample_times = np.arange(frames) / sr
     gain = np.interp(sample_times, track.times, track.voiced.astype(np.float64))
     width = max(1, int(0.02 * sr))
-    kernel = np.ones(width) / width
-    gain = np.convolve(gain, kernel, mode="same")
+    running = np.concatenate([[0.0], np.cumsum(gain)])  # a 20 ms moving average, O(n)
+    half = width // 2
+    index = np.arange(frames)
+    gain = (running[np.minimum(frames, index + width - half)] - running[np.maximum(0, index - half)]) / width
     return (floor + (1.0 - floor) * np.clip(gain, 0.0, 1.0)).astype(np.float32)
 
 
@@ -673,7 +687,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
                 ratio = copy_formant * rng.uniform(0.9, 1.12)
                 position = fx.lerp(-0.8, 0.8, i / max(1, singers - 1))
                 voice = mid_engine.render(times, np.where(voiced, lead_f0 * 2.0 ** (cents / 1200.0), 0.0), ratio)
-                voice = _delay(voice * gate, sr, rng.uniform(0.01, 0.04), 3.0, ctx.seed + 10 + i)
+                voice = _delay(voice * gate, sr, rng.uniform(0.01, 0.04), 0.0, ctx.seed + 10 + i)
                 layer += _pan(voice * np.float32(gain), position, channels)[:channels]
             if amount > 0.6:
                 octave = -12.0 if median > 180.0 else 12.0
