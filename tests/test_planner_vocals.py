@@ -231,3 +231,18 @@ def test_a_section_the_song_lacks_is_the_tools_to_refuse(planner, analysis):
 )
 def test_replies(call, reply):
     assert reply_for([call]).startswith(reply)
+
+
+def test_describe_names_the_vocal_styles_applied(analysis):
+    from tools.calls import apply_calls
+    from tools.describe import describe
+
+    spec = apply_calls(
+        [
+            {"tool": "revoice", "args": {"voice": "autotune", "amount": 1.0}},
+            {"tool": "revoice", "args": {"voice": "harmony", "section": "chorus"}},
+        ],
+        analysis=analysis,
+    )
+    text = describe(analysis, spec)
+    assert "autotune 1 on the vocals" in text and "harmonies 0.6 on the vocals in the chorus" in text

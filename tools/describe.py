@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .spec import RemixSpec
+from .voices import MODEL_PREFIX, VOICE_PRESETS
 
 __all__ = ["describe"]
 
@@ -46,5 +47,9 @@ def describe(analysis, spec: RemixSpec | None = None) -> str:
     for name, style in spec.effective_styles().items():
         where = "" if style.target == "mix" else f" on the {style.target}"
         changes.append(f"{name.replace('_', ' ')} {style.amount:g}{where}")
+    for name, voice in spec.effective_voices().items():
+        title = f"sung by the voice model {name[len(MODEL_PREFIX):]}" if name.startswith(MODEL_PREFIX) else VOICE_PRESETS[name].title
+        where = f" in the {voice.section}" if voice.section else ""
+        changes.append(f"{title} {voice.amount:g} on the vocals{where}")
     lines.append(f"Applied: {'; '.join(changes)}." if changes else "Nothing is changed yet: this is the original.")
     return " ".join(lines)
