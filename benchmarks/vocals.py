@@ -72,15 +72,12 @@ def _save(path: Path, audio) -> None:
 
 
 def _window(vocals: np.ndarray, sr: int) -> tuple[int, int]:
-    """The SHEET_WINDOW_S seconds of the vocals with the most voice."""
+    """The SHEET_WINDOW_S seconds of the vocals with the most voice (energy), on whole seconds."""
     length = min(vocals.shape[1], int(SHEET_WINDOW_S * sr))
-    energy = np.convolve(np.mean(vocals, axis=0) ** 2, np.ones(sr) / sr, mode="valid")
-    if len(energy) <= vocals.shape[1] - length + 1 or length >= vocals.shape[1]:
-        starts = np.arange(0, max(1, vocals.shape[1] - length + 1), sr)
-        scores = [energy[s : s + length - sr].sum() if s + length - sr <= len(energy) else 0 for s in starts]
-        start = int(starts[int(np.argmax(scores))]) if len(starts) else 0
-    else:
-        start = 0
+    running = np.concatenate([[0.0], np.cumsum(np.mean(vocals, axis=0).astype(np.float64) ** 2)])
+    starts = np.arange(0, vocals.shape[1] - length + 1, sr)
+    energy = running[starts + length] - running[starts]
+    start = int(starts[int(np.argmax(energy))])
     return start, start + length
 
 
