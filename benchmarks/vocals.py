@@ -14,7 +14,11 @@ stem alone (``<preset>-<amount>.vocals.wav``) for close listening. Per song,
 spectrogram (60 Hz-4 kHz, log frequency) over the same window, with the input's f0 (white,
 dotted) and the output's (cyan) from the Praat tracker, so that a glance shows whether notes
 landed on the grid lines (autotune), moved up or down (gender), gained parallel lines
-(harmony, choir) or lost their pitch (whisper). Renders use a data folder of their own
+(harmony, choir) or lost their pitch (whisper). The table adds two artefact measures from the
+Praat tracker: ``jumps``, pitch jumps of over 5 semitones between neighbouring voiced frames
+per minute, less the input's (warble and octave flips), and ``tones``, the share of the
+input's unvoiced frames (away from note edges) that come out voiced (breaths turned into
+tones; harmonies, doubles and the choir's reverb legitimately add some). Renders use a data folder of their own
 (``OUT/_data``); the separation is cached there between runs.
 
 ``--speed``: a song of ``--speed-minutes`` (the multitrack's true stems looped), its stems put
@@ -123,6 +127,24 @@ def _sheet(path: Path, title: str, cells: dict, amounts: list[float], sr: int) -
     plt.close(fig)
 
 
+def _artefacts(before, after) -> tuple[float, float]:
+    """``(jumps, tones)``: pitch jumps of over 5 semitones between neighbouring voiced frames of
+    the output, per minute, less the input's (warble, octave flips); and the share of the
+    input's unvoiced frames, away from note edges, that the output voices (breaths turned to tones)."""
+    def jump_rate(t):
+        midi = t.midi()
+        both = t.voiced[1:] & t.voiced[:-1]
+        steps = np.abs(np.diff(midi))[both]
+        minutes = max(len(t.f0) * t.hop_s / 60.0, 1e-9)
+        return float(np.sum(steps > 5.0)) / minutes
+
+    n = min(len(before.f0), len(after.f0))
+    edges = np.convolve(before.voiced[:n].astype(float), np.ones(9), mode="same") > 0
+    quiet = ~before.voiced[:n] & ~edges
+    tones = float(after.voiced[:n][quiet].mean()) if quiet.any() else 0.0
+    return jump_rate(after) - jump_rate(before), tones
+
+
 def _preset_order(name: str) -> int:
     from tools.voices import VOICE_PRESETS
 
@@ -155,7 +177,10 @@ def listening_set(args) -> int:
         start, stop = _window(stems["vocals"].samples, sr)
         cells = {("original", None): stems["vocals"].samples[:, start:stop]}
         _save(folder / "original.vocals.wav", stems["vocals"])
-        print(f"  {'preset':<10} {'amount':>6} {'stage_s':>8} {'total_s':>8}  notes")
+        from tools.pitch import track
+
+        base_track = track(stems["vocals"].samples.mean(axis=0), sr)
+        print(f"  {'preset':<10} {'amount':>6} {'stage_s':>8} {'total_s':>8} {'jumps':>6} {'tones':>6}  notes")
         for preset in presets:
             for amount in amounts:
                 calls = [{"tool": "revoice", "args": {"voice": preset, "amount": amount}}]
@@ -170,7 +195,8 @@ def listening_set(args) -> int:
                     cells[(preset, amount)] = vocals.samples[:, start:stop]
                     stage = sum(r.seconds for r in result.stages if r.name == "stem_mix")
                     notes = "; ".join(n for n in result.notes if not n.startswith("stems by"))
-                    print(f"  {preset:<10} {amount:>6g} {stage:>8.2f} {result.seconds:>8.2f}  {notes}")
+                    jumps, tones = _artefacts(base_track, track(vocals.samples.mean(axis=0), sr))
+                    print(f"  {preset:<10} {amount:>6g} {stage:>8.2f} {result.seconds:>8.2f} {jumps:>6.1f} {tones:>6.1%}  {notes}")
                 except Exception as error:  # noqa: BLE001 - report and go on
                     failures += 1
                     print(f"  {preset:<10} {amount:>6g} FAILED: {type(error).__name__}: {error}")

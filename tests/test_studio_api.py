@@ -203,3 +203,18 @@ def test_the_conversation_is_kept_on_the_server(connect, songs):
     history, _ = client.predict({"text": "make it more lo-fi", "files": []}, api_name="/send")
     assert [label[:2] for label, _ in audio(history)] == ["v0", "v1"]
     assert any("mix" in t or "song.wav" in t for t in texts(history[:2])), texts(history[:2])
+
+
+def test_a_vocal_style_request_and_a_missing_voice_model(connect, songs):
+    client = connect()
+    open_song(client, songs["one"])
+    history = send(client, "give it that T-Pain autotune")
+    assert steps(history) and "revoice" in steps(history)[0] and "autotune" in steps(history)[0], steps(history)
+    players = audio(history)
+    assert players and players[-1][0].startswith("v1: "), players
+    assert duration(players[-1][1]) == pytest.approx(8.0, abs=0.05)
+    # A cover in a voice nobody installed: plain words saying where a model goes, no new version.
+    missing = send(client, "sing it in Zelda Quartz's voice")
+    said = " ".join(texts(missing)).lower()
+    assert "voice model" in said and "voices" in said and "traceback" not in said, texts(missing)
+    assert audio(missing) == []
