@@ -19,7 +19,8 @@ Praat tracker: ``jumps``, pitch jumps of over 5 semitones between neighbouring v
 per minute, less the input's (warble and octave flips), and ``tones``, the share of the
 input's unvoiced frames (away from note edges) that come out voiced (breaths turned into
 tones; harmonies, doubles and the choir's reverb legitimately add some). Renders use a data folder of their own
-(``OUT/_data``); the separation is cached there between runs.
+(``OUT/_data``); the separation is cached there between runs, the render stages are not
+(cleared at the start, so every stage time is a computed one).
 
 ``--speed``: a song of ``--speed-minutes`` (the multitrack's true stems looped), its stems put
 in the render context as if cached, and for each preset at amount 1: the seconds of
@@ -157,6 +158,9 @@ def listening_set(args) -> int:
 
     out = Path(args.out)
     settings = _settings(out)
+    import shutil
+
+    shutil.rmtree(settings.cache_dir / "stages", ignore_errors=True)  # every stage time a computed one
     presets = args.presets.split(",") if args.presets else None
     from tools.voices import VOICE_PRESETS
 

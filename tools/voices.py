@@ -415,10 +415,11 @@ class _Psola:
 
         self.sr = sr
         self.frames = len(samples)
-        self.sound = parselmouth.Sound(np.asarray(samples, dtype=np.float64), sampling_frequency=float(sr))
+        sound = parselmouth.Sound(np.asarray(samples, dtype=np.float64), sampling_frequency=float(sr))
+        self.xmin, self.xmax = sound.xmin, sound.xmax  # the Manipulation keeps its own copy of the samples
         # The Manipulation's own pitch analysis is replaced at once (the pulses below, a pitch
         # tier per render), so it runs coarse: a tenth of the cost of a full one.
-        self.manipulation = call(self.sound, "To Manipulation", 0.1, 300.0, 600.0)
+        self.manipulation = call(sound, "To Manipulation", 0.1, 300.0, 600.0)
         call([pulses, self.manipulation], "Replace pulses")
         self.lock = threading.Lock()
 
@@ -429,10 +430,10 @@ class _Psola:
         keep = f0 > 0
         k = float(formant_ratio)
         with self.lock:
-            tier = _pitch_tier(times[keep], f0[keep] / k, self.sound.xmin, self.sound.xmax)
+            tier = _pitch_tier(times[keep], f0[keep] / k, self.xmin, self.xmax)
             call([tier, self.manipulation], "Replace pitch tier")
-            duration = call("Create DurationTier", "d", self.sound.xmin, self.sound.xmax)
-            call(duration, "Add point", self.sound.xmin, k)
+            duration = call("Create DurationTier", "d", self.xmin, self.xmax)
+            call(duration, "Add point", self.xmin, k)
             call([duration, self.manipulation], "Replace duration tier")
             out = np.asarray(call(self.manipulation, "Get resynthesis (overlap-add)").values[0], dtype=np.float64)
         if abs(k - 1.0) > 1e-6:
