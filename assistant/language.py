@@ -163,6 +163,8 @@ class Lexicon:
         self.request_openers = [self._key(p) for p in questions["request"]]
         self.interjections = set(questions["interjections"])
         self.topics = {topic: [self._key(p) for p in phrases] for topic, phrases in self.words["topics"].items()}
+        # intensity phrases that name an amount rather than a change of it ("all the way", "halfway")
+        self.absolute = {self._key(p) for p in self.words["absolute_intensity"]["phrases"]}
 
         self.phrases: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
         self._add_words()

@@ -91,6 +91,7 @@ class _Clause:
     objects: list[_Object] = field(default_factory=list)
     free_ops: list[str] = field(default_factory=list)
     intensity: str = "normal"
+    absolute: bool = False  # the intensity names an amount ("all the way", "halfway"), not a change of it
     numbers: list[tuple[Quantity, int]] = field(default_factory=list)  # bare numbers and where they are
     modifiers: dict[str, list[Quantity]] = field(default_factory=dict)  # db, times, steps, version, percent, bpm
     positions: list[str] = field(default_factory=list)
@@ -177,7 +178,7 @@ class OfflinePlanner:
         wanted_context = False
         for clause in clauses:
             found = self._frames(clause, reading, context)
-            if not found and (clause.free_ops or clause.same or clause.objects):
+            if not found and (clause.free_ops or clause.same or clause.objects or clause.absolute):
                 wanted_context = wanted_context or any(self.op_rank[op] > 0 for op in clause.free_ops) or clause.same
                 found = self._from_context(clause, previous)
             calls += found
@@ -395,7 +396,8 @@ class OfflinePlanner:
             elif span.kind == "quantity":
                 unit = span.value.unit
                 if unit == "percent" and named_effect and not tempo_cue:
-                    clause.modifiers.setdefault("amount", []).append(span.value)
+                    after_by = span.start > 0 and reading.tokens[span.start - 1] in self.by_words
+                    clause.modifiers.setdefault("step" if after_by else "amount", []).append(span.value)
                 elif unit == "bpm" and genre:
                     clause.modifiers.setdefault("bpm", []).append(span.value)
                 elif unit in _UNIT_KIND:
@@ -406,6 +408,8 @@ class OfflinePlanner:
                 clause.numbers.append((span.value, span.start))
             elif span.kind == "ref":
                 clause.ref = True
+            elif span.kind == "intensity" and tuple(reading.tokens[span.start : span.end]) in self.lexicon.absolute:
+                clause.intensity, clause.absolute = span.value, True  # "all the way" wins over "really"
             elif span.kind == "intensity" and clause.intensity == "normal":
                 clause.intensity = span.value
             elif span.kind == "note":  # "transpose to the key of C"
@@ -592,14 +596,23 @@ class OfflinePlanner:
         return {"tool": "separate", "args": {"action": "restore", "stems": ["vocals"]}}
 
     def _amounts(self, args: dict[str, Any], clause: _Clause, levels: dict[str, float]) -> None:
-        """Amount (for set) or step (for more / less) from a percentage or the intensity."""
+        """Amount (for set) or step (for more / less) from a percentage or the intensity.
+
+        A more / less with an amount named outright ("crank the autotune all the way", "turn the
+        reverb down to 20 percent") sets that amount; "up by 20 percent" is a step of 0.2.
+        """
+        if args.get("change") in ("more", "less") and (clause.absolute or clause.modifiers.get("amount")):
+            args["change"] = "set"
         if args.get("change", "set") == "set":
             percent = self._take(clause, "amount")
             amount = percent / 100.0 if percent is not None else levels.get("amount")
             if amount is not None:
                 args["amount"] = min(1.0, max(0.0, amount))
-        elif args.get("change") in ("more", "less") and levels.get("step") is not None:
-            args["step"] = levels["step"]
+        elif args.get("change") in ("more", "less"):
+            percent = self._take(clause, "step")
+            step = percent / 100.0 if percent is not None else levels.get("step")
+            if step is not None:
+                args["step"] = min(1.0, max(0.01, step))
 
     def _arrangement(self, args: dict[str, Any], obj: _Object, clause: _Clause, context: PlanContext) -> None:
         """Section, times, position and length of a rearrange call; a length is shortened or extended to as the song allows."""
@@ -707,7 +720,8 @@ class OfflinePlanner:
         edits = [call for call in previous if call.get("tool") not in ("history", "describe")]
         if not edits:
             return []
-        for op in clause.free_ops:
+        # "all the way", "halfway" alone: the previous turn's style, genre or voice at that amount.
+        for op in clause.free_ops or (["more"] if clause.absolute and not clause.objects else []):
             if op in self.op_needs_ref and not (clause.ref or clause.context_kinds):
                 continue
             if op == "again":
@@ -717,7 +731,7 @@ class OfflinePlanner:
             for call in reversed(edits):
                 if clause.context_kinds and self._kind_of(call) not in clause.context_kinds:
                     continue
-                made = self._adjust(op, call, clause.intensity)
+                made = self._adjust(op, call, clause.intensity, clause.absolute)
                 if made is not None:
                     return [made]
         if clause.objects:
@@ -736,8 +750,11 @@ class OfflinePlanner:
         fallback = self.inverse["fallback"]
         return {"tool": fallback["tool"], "args": dict(fallback["args"])}
 
-    def _adjust(self, op: str, call: Call, intensity: str) -> Call | None:
-        """``op`` ("more", "less", "louder", "remove", ...) applied to a previous call, or None if it does not apply."""
+    def _adjust(self, op: str, call: Call, intensity: str, absolute: bool = False) -> Call | None:
+        """``op`` ("more", "less", "louder", "remove", ...) applied to a previous call, or None if it does not apply.
+
+        With an ``absolute`` intensity ("crank it all the way") a style, genre or voice is set to the level's amount.
+        """
         args, levels = dict(call.get("args", {})), self.levels[intensity]
         kind = self._kind_of(call)
         rule = self.rules.get(op, {}).get(kind) if kind else None
@@ -761,7 +778,9 @@ class OfflinePlanner:
             made[kind] = args.get(kind)  # the arg is named like the kind
             if kind == "style" and args.get("target", "mix") != "mix":
                 made["target"] = args["target"]
-            if made.get("change") in ("more", "less") and levels.get("step") is not None:
+            if made.get("change") in ("more", "less") and absolute and levels.get("amount") is not None:
+                made["change"], made["amount"] = "set", levels["amount"]
+            elif made.get("change") in ("more", "less") and levels.get("step") is not None:
                 made["step"] = levels["step"]
         elif kind in ("tempo", "pitch"):
             made = self._relative(args, kind, rule, intensity)
