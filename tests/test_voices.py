@@ -440,3 +440,15 @@ def test_a_cover_in_a_voice_models_timbre_renders_and_credits_the_model(tmp_path
     assert any("voice model Aria" in c and "CC-BY 4.0" in c for c in result.provenance)
     converted = context.voiced_stems(spec)["vocals"].samples
     assert np.sqrt(np.mean((converted - voice) ** 2)) > 0.1 * np.sqrt(np.mean(voice**2))  # the timbre changed
+
+
+def test_autotune_keeps_a_note_the_singer_holds_outside_the_key():
+    """F# held through two notes of six in C major: tuned onto F#, not pulled to F or G."""
+    melody = [60, 66, 67, 66, 64, 62]
+    voice = sung_voice(melody=melody, sharp_cents=25.0)
+    out = _run(voice, {"autotune": VoiceSettings(amount=1.0)})
+    f, voiced = _f0(out)
+    pcs = np.round(69 + 12 * np.log2(f[voiced] / 440.0)).astype(int) % 12
+    assert np.mean(pcs == 6) > 0.2  # the F# is still there
+    assert np.median(_cents_off_scale(f[voiced], range(12))) < 10
+    assert list(vx.melody_scale(np.array([66.0] * 30 + [60.0] * 70), np.ones(100, bool), vx.scale_pitch_classes(0, "major"))) == [0, 2, 4, 5, 6, 7, 9, 11]

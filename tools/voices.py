@@ -66,6 +66,7 @@ __all__ = [
     "revoice",
     "gender_shift",
     "scale_pitch_classes",
+    "melody_scale",
     "MODEL_PREFIX",
 ]
 
@@ -267,6 +268,20 @@ def scale_pitch_classes(key_pitch_class: int, mode: str) -> np.ndarray:
     """The seven pitch classes of a major or (natural) minor key."""
     steps = _MAJOR if mode == "major" else _MINOR
     return np.array(sorted((key_pitch_class + s) % 12 for s in steps))
+
+
+def melody_scale(midi: np.ndarray, voiced: np.ndarray, key_pcs: np.ndarray, share: float = 0.08) -> np.ndarray:
+    """The key's pitch classes, plus any other the singer holds for at least ``share`` of the voiced time.
+
+    A key detector can be a fifth off, and a melody can borrow a note from outside its key;
+    pulling a note the singer clearly means to another would be heard as a wrong note.
+    """
+    if not voiced.any():
+        return np.asarray(key_pcs)
+    held = np.round(midi[voiced]).astype(int) % 12
+    counts = np.bincount(held, minlength=12) / held.size
+    extra = [pc for pc in range(12) if counts[pc] >= share and pc not in set(int(p) for p in key_pcs)]
+    return np.array(sorted(set(int(p) for p in key_pcs) | set(extra)))
 
 
 def _scale_notes(pcs: np.ndarray) -> np.ndarray:
@@ -604,8 +619,12 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
         ctx.notes.append("no sung or spoken pitch was found in the vocals, so the voice was left as it is")
         return vocals
     midi = track.midi()
-    notes = _scale_notes(scale_pitch_classes(ctx.key_pitch_class, ctx.mode))
+    pitch_classes = melody_scale(midi, voiced, scale_pitch_classes(ctx.key_pitch_class, ctx.mode))
+    notes = _scale_notes(pitch_classes)
     key_name = f"{PITCH_CLASSES[ctx.key_pitch_class]} {ctx.mode}"
+    extra_notes = [PITCH_CLASSES[pc] for pc in pitch_classes if pc not in scale_pitch_classes(ctx.key_pitch_class, ctx.mode)]
+    if extra_notes:
+        key_name += f" (with the {', '.join(extra_notes)} the singer holds)"
 
     # The lead: gender and autotune move its pitch contour; the formant ratio comes with gender.
     lead_midi = np.where(voiced, midi, 0.0)
@@ -662,12 +681,14 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
                 np.where(voiced, _nearest_scale_note(np.where(voiced, lead_midi, 60.0), notes), 0.0), voiced, 5
             )
             lead_note = _nearest_scale_note(np.where(voiced, lead_note, 60.0), notes)
-            index = np.searchsorted(notes, lead_note)
+            # Harmony notes come from the key alone: a held note from outside it gets the key's third.
+            key_notes = _scale_notes(scale_pitch_classes(ctx.key_pitch_class, ctx.mode))
+            index = np.searchsorted(key_notes, _nearest_scale_note(lead_note, key_notes))
             fifth_up = median < 200.0
             parts = [(2, -0.35, "a third above")] + ([(4 if fifth_up else -4, 0.35, "a fifth above" if fifth_up else "a fifth below")] if amount > 0.3 else [])
             gain = fx.lerp(0.25, 0.6, amount)
             for degrees, position, _ in parts:
-                target_note = notes[np.clip(index + degrees, 0, len(notes) - 1)]
+                target_note = key_notes[np.clip(index + degrees, 0, len(key_notes) - 1)]
                 harmony_f0 = np.where(voiced, lead_f0 * 2.0 ** ((target_note - lead_note) / 12.0), 0.0)
                 voice = mid_engine.render(times, harmony_f0, copy_formant) * gate
                 layer += _pan(voice * np.float32(gain), position, channels)[:channels]
