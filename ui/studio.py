@@ -457,7 +457,7 @@ class ChatBackend:
         return [str(path), str(sidecar_path(path))]
 
     def download_stems(self, key: str | None, name: str | None):
-        """The song's four stems, cut as the picked version arranges the song, as wav files."""
+        """The song's four stems, cut as the picked version arranges the song (its vocal styles on the vocals), as wav files."""
         from tools.audio import save
         from tools.errors import RemixError
 
