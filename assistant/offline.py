@@ -101,6 +101,7 @@ class _Clause:
     strong: bool = False
     needs_song: bool = False  # asks for a change relative to the song's own key or tempo, which the context lacks
     context_kinds: set[str] = field(default_factory=set)  # what a free operation may adjust (empty: anything)
+    location: "_Object | None" = None  # the section its vocal change is limited to
 
 
 class OfflinePlanner:
@@ -335,6 +336,8 @@ class OfflinePlanner:
                 kinds.add(_UNIT_KIND[span.value.unit])
             elif implied and span.kind == "op" and self.op_object[span.value] in _IMPLIED:
                 kinds.add(self.op_object[span.value])
+            elif implied and span.kind == "op" and self.rules.get(span.value, {}).get("stem", {}).get("tool") == "revoice":
+                kinds.add("voice")  # "double the vocals" makes a voice
         return kinds
 
     def _joins(self, bare: list[Span], host: list[Span]) -> bool:
@@ -478,8 +481,9 @@ class OfflinePlanner:
         hosts = [o for o in clause.objects if o.kind in ("style", "voice", "genre")]
         targets = [o for o in clause.objects if o.kind == "stem" and hosts and (o.target or o.rank < 1)]
         numbers = list(clause.numbers)
+        location = clause.location = self._voice_location(clause)
         for obj in sorted(clause.objects, key=lambda o: o.position):
-            if obj in targets or obj not in clause.objects:  # a target, or taken in by an earlier call
+            if obj in targets or obj is location or obj not in clause.objects:  # a target, a voice's section, or taken in
                 continue
             op = obj.op if obj.op is not None else self.default_ops.get(obj.kind)
             rule = self.rules.get(op, {}).get(obj.kind) if op else None
@@ -494,6 +498,49 @@ class OfflinePlanner:
                 calls.append(call)
                 clause.strong = clause.strong or self._is_strong(obj)
         return calls
+
+    def _voice_location(self, clause: _Clause) -> _Object | None:
+        """The section a clause's vocal change is limited to, if it names one.
+
+        A vocal change is a named voice (or a stem verb that makes one: "double the vocals").
+        Its section is one with no operation of its own ("harmonies in the chorus", "the last
+        chorus needs a choir"), only "only" ("autotune only on verse 2"), or a generic verb that
+        has the section as its recipient ("give the chorus some harmonies", "make verse 2 a
+        female voice"); a section right before the voice names which voice it is ("remove the
+        chorus harmonies"), and the voice takes the verb. A section with its own arranging verb
+        ("cut the chorus") or a place to go ("put the chorus first") stays an arrangement.
+        """
+        voices = [o for o in clause.objects if o.kind == "voice" and o.value is not None]
+        makers = [
+            o for o in clause.objects
+            if o.kind == "stem" and o.op and self.rules.get(o.op, {}).get("stem", {}).get("tool") == "revoice"
+        ]
+        if not (voices or makers) or clause.positions:
+            return None
+        for section in (o for o in clause.objects if o.kind == "section"):
+            if section.op is None or section.op == "isolate" or self.op_rank[section.op] < 1:
+                if section.op is not None and section.op != "isolate":
+                    for voice in voices:
+                        if voice.op is None:
+                            voice.op, voice.rank = section.op, section.rank
+                return section
+            voice = self._voice_after(clause, section, voices)
+            if voice is not None and voice.op is None:  # "remove the chorus harmonies"
+                voice.op, voice.rank = section.op, section.rank
+                return section
+        return None
+
+    @staticmethod
+    def _voice_after(clause: _Clause, section: _Object, voices: list[_Object]) -> _Object | None:
+        """The voice named right after ``section``'s words ("the chorus harmonies", "verse 2 autotune"), if any."""
+        spans = clause.spans
+        i = next((k for k, s in enumerate(spans) if s.start == section.position and s.kind == "section"), None)
+        if i is None:
+            return None
+        end = spans[i].end
+        if i + 1 < len(spans) and spans[i + 1].kind == "number" and spans[i + 1].start == end:
+            end = spans[i + 1].end
+        return next((v for v in voices if v.position == end), None)
 
     def _is_strong(self, obj: _Object) -> bool:
         """Clear enough to be an edit even inside a question ("is it slow?" is not)."""
@@ -545,9 +592,8 @@ class OfflinePlanner:
                 return None
             if args.get("voice") == "all":
                 return self._all_voices(obj.op or "set", context)
-            # "in the chorus", "only on verse 2": a section with no operation of its own, or only "only".
-            section = next((o for o in clause.objects if o.kind == "section" and o.op in (None, "isolate")), None)
-            if section is not None:
+            section = clause.location
+            if section is not None and section in clause.objects:
                 args["section"] = section.value
                 clause.objects.remove(section)
             self._amounts(args, clause, levels)
