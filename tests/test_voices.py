@@ -253,6 +253,15 @@ def test_every_preset_keeps_length_channels_level_and_is_finite(voice, preset, a
     env_in = np.sqrt(np.convolve(voice[0] ** 2, np.ones(2048) / 2048, mode="same"))
     env_out = np.sqrt(np.convolve(out.mean(axis=0) ** 2, np.ones(2048) / 2048, mode="same"))
     assert np.corrcoef(env_in[::256], env_out[::256])[0, 1] > 0.8
+    # on the beat: every sung onset is still where it was (within 12 ms, the median over onsets)
+    import librosa
+
+    onsets_in = librosa.onset.onset_detect(y=voice.mean(axis=0), sr=SR, units="time", hop_length=256)
+    onsets_out = librosa.onset.onset_detect(y=out.mean(axis=0), sr=SR, units="time", hop_length=256)
+    offsets = [float(np.min(np.abs(onsets_out - t))) for t in onsets_in]
+    # (the double's and the choir's copies come 5-25 ms late by design; the lead stays on the beat)
+    allowed = 0.025 if preset in ("double", "choir") else 0.012
+    assert len(onsets_in) >= 8 and np.median(offsets) < allowed, offsets
 
 
 def test_mono_and_odd_rates_work():

@@ -23,7 +23,7 @@ breath is never turned into a tone. It runs at several hundred times real time.
 - ``double``: two copies detuned by a few cents, late by 12 and 23 ms with a slowly wandering
   delay, panned hard left and right; their consonants are kept low (doubled "s" sounds fake).
 - ``choir``: three to six voices of different "singers" (formants scattered by up to 12 %,
-  detuned 8-25 cents, 10-40 ms late), spread across the stereo field, an octave voice at high
+  detuned 8-25 cents, 5-25 ms late), spread across the stereo field, an octave voice at high
   amounts, in a wide ensemble reverb.
 - ``whisper``: aperiodic resynthesis. The vocal's spectral envelope (cepstrally smoothed, so
   the harmonics are gone) shapes fresh noise frame by frame; blended in by ``amount``.
@@ -709,7 +709,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
                 ratio = copy_formant * rng.uniform(0.9, 1.12)
                 position = fx.lerp(-0.8, 0.8, i / max(1, singers - 1))
                 voice = mid_engine.render(times, np.where(voiced, lead_f0 * 2.0 ** (cents / 1200.0), 0.0), ratio)
-                voice = _delay(voice * gate, sr, rng.uniform(0.01, 0.04), 0.0, ctx.seed + 10 + i)
+                voice = _delay(voice * gate, sr, rng.uniform(0.005, 0.025), 0.0, ctx.seed + 10 + i)
                 layer += _pan(voice * np.float32(gain), position, channels)[:channels]
             if amount > 0.6:
                 octave = -12.0 if median > 180.0 else 12.0
