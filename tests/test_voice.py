@@ -222,13 +222,15 @@ def test_a_repetition_loop_falls_back_to_the_segment_loop(monkeypatch):
     """When every reading is a loop ("3, 2, 3, 2, ..."), faster-whisper's own decoding (with its
     temperature fallback) reads the note instead."""
     loop = voice.Hypothesis("3, 2, " * 11 + "3", prompted=-0.4, plain=-0.9)
-    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt: ([loop], 0.0))
+    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt, **_: ([loop], 0.0))
     monkeypatch.setattr(voice, "_segment_loop", lambda model, samples, prompt: "Cut it down to 1:30.")
     monkeypatch.setattr(voice, "_model", lambda settings: object())
+    monkeypatch.setattr(voice, "_encode", lambda model, samples: (None, 100))
+    monkeypatch.setattr(voice, "rerank", lambda model, encoded, best, readings, prompt: best.text)
     result = voice.transcribe_offline(np.full(16000, 0.1, dtype=np.float32))
     assert result.normalised == "cut it down to 1:30"
     fine = voice.Hypothesis("cut it down to 130", prompted=-0.6, plain=-0.9)
-    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt: ([loop, fine], 0.0))
+    monkeypatch.setattr(voice, "hypotheses", lambda model, samples, prompt, **_: ([loop, fine], 0.0))
     assert voice.transcribe_offline(np.full(16000, 0.1, dtype=np.float32)).normalised == "cut it down to 130"
 
 
@@ -472,3 +474,107 @@ def test_openai_unreachable_is_a_clear_error(monkeypatch, tmp_path):
     settings = get_settings().with_(llm_timeout_s=2.0)
     with pytest.raises(BackendUnavailable, match="OpenAI"):
         voice.transcribe_openai(note, settings)
+
+
+# Re-ranking with the remix vocabulary --------------------------------------------------------
+
+NOTE = ROOT / "tests" / "data" / "voice_note_slower.wav"  # "make it 10% slower", spoken
+
+
+def test_the_packaged_tokenizer_gets_its_missing_merge():
+    """The packaged tokenizer.json lacks GPT-2's first merge ("Ġ t"): " the" comes out as " ",
+    "the". The fixed one writes it as Whisper does, one token; other words are unchanged."""
+    from tools.settings import get_settings
+
+    model = voice._model(get_settings())
+    fixed = voice.fixed_tokenizer(model.hf_tokenizer)
+    assert fixed.encode(" the", add_special_tokens=False).ids == [264]
+    assert fixed.encode(" Remove the vocals.", add_special_tokens=False).ids[0] == model.hf_tokenizer.encode(
+        " Remove", add_special_tokens=False
+    ).ids[0]
+    assert voice.fixed_tokenizer(fixed) is fixed  # nothing to fix twice
+
+
+def test_sound_key_merges_what_a_listener_would_mishear():
+    assert voice.sound_key("Blop") == voice.sound_key("plop")
+    assert voice.sound_key("bass") == voice.sound_key("pass")
+    assert voice.sound_key("10%") == voice.sound_key("one zero percent")  # digits are said one by one
+    assert voice.sound_key("") == ""
+
+
+def test_snap_variants_reach_the_vocabulary_and_keep_the_rest():
+    variants = voice.snap_variants("bass most.")
+    assert "bass boost." in variants[:3]
+    assert all(v.endswith(".") for v in variants)  # the punctuation around a span stays
+    assert len(voice.snap_variants("Numble the chorus.", limit=4)) <= 4
+    assert voice.snap_variants("") == []
+
+
+def test_lexicon_words_count_what_the_planner_reads():
+    assert voice.lexicon_words("Bass boost.") > voice.lexicon_words("Bass most.")
+    assert voice.lexicon_words("Make it 10% slower.") == voice.lexicon_words("Make it ten percent slower.")
+    assert voice.lexicon_words("The weather is nice today.") == 0
+
+
+def _note(settings):
+    model = voice._model(settings)
+    samples, _ = voice._samples(NOTE, settings)
+    return model, samples, voice._encode(model, samples)
+
+
+def test_committed_note_still_reads_as_its_request():
+    from tools.settings import get_settings
+
+    result = voice.transcribe_offline(NOTE, get_settings())
+    assert result.normalised in ("make it 10% slower", "make it 10 percent slower")
+    assert _plan(result.normalised) == _plan("make it 10% slower")
+
+
+def test_score_texts_ranks_the_spoken_text_first():
+    """Forced scoring of a committed note: what was said is far more likely than near misses,
+    with or without the prompt; a dropped word costs too."""
+    from tools.settings import get_settings
+
+    model, _, (encoded, frames) = _note(get_settings())
+    texts = ["Make it 10% slower.", "Make it 10% lower.", "Bake it 10% slower.", "Make it slower."]
+    plain = voice.score_texts(model, encoded, frames, texts)
+    prompted = voice.score_texts(model, encoded, frames, texts, voice.initial_prompt())
+    for scores in (plain, prompted):
+        assert scores[0] == max(scores)
+        assert all(scores[0] > other + 2.0 for other in scores[1:])
+    assert voice.score_texts(model, encoded, frames, []) == []
+
+
+@needs_espeak
+def test_rerank_does_not_force_an_off_vocabulary_sentence_into_the_vocabulary(tmp_path):
+    """A note that says something the lexicon does not know is not turned into a request: espeak's
+    "the weather is nice today" is misheard by Whisper base ("But wherever is ice today?"), and
+    the re-ranked reading may move a space ("to day": "to" is a lexicon word), but it gains no
+    remix words and plans to nothing, like the chosen reading."""
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    model = voice._model(settings)
+    samples, _ = voice._samples(_speak(tmp_path, "the weather is nice today", "en-us", 150), settings)
+    encoded = voice._encode(model, samples)
+    found, _ = voice.hypotheses(model, samples, voice.initial_prompt(), encoded=encoded)
+    best = voice.choose(found)
+    kept = voice.rerank(model, encoded, best, found, voice.initial_prompt())
+    assert _plan(voice.normalise(kept)) == _plan(voice.normalise(best.text)) == []
+    assert voice.lexicon_words(kept) <= voice.lexicon_words(best.text) + 1
+
+
+def test_rerank_keeps_the_committed_note_and_can_only_replace_with_a_margin(monkeypatch):
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    model, samples, encoded = _note(settings)
+    found, _ = voice.hypotheses(model, samples, voice.initial_prompt(), encoded=encoded)
+    best = voice.choose(found)
+    assert voice.normalise(voice.rerank(model, encoded, best, found, voice.initial_prompt())) in (
+        "make it 10% slower", "make it 10 percent slower",
+    )  # fmt: skip
+    # With an impossible margin, nothing replaces the chosen reading.
+    monkeypatch.setattr(voice, "RERANK_MARGIN", 1e9)
+    assert voice.rerank(model, encoded, best, found, voice.initial_prompt()) == best.text
+
