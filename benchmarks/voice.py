@@ -2,6 +2,15 @@
 
 Usage:
     python benchmarks/voice.py [--count 40] [--held 40] [--prompt default|none|TEXT] [--out DIR] [--show]
+                               [--sets shared,espeak,held-out,held-out-2,held-out-3,held-out-4,real]
+
+The decoder (``assistant/voice.py``): one encoder pass; a beam of 5 with the word-list prompt;
+the readings re-scored without it (``choose``); then ``rerank``: the beam's readings and up to 8
+variants of the best two "snapped" to the remix vocabulary (spans of 1-3 words replaced by the
+planner lexicon's phrases that sound or look closest) are scored by forced decoding (CTranslate2
+``align``, with and without the prompt, ``min(prompted, plain + 1 nat per token)``) plus 3 nats
+for every token the planner's lexicon reads; another text replaces the chosen one only when it
+is 1 nat better. Then the spoken forms are normalised.
 
 Sets:
     shared    the synthetic spoken requests of ``../shared/media/speech`` (req01..req06)
@@ -23,6 +32,14 @@ Sets:
               en-gb-x-gbclan+f3, en-us-nyc+f2, en-gb-x-rp+m3, en-gb-x-gbcwmd+f5) at 130-210
               words a minute: not run before that choice was made, so its figure is the
               unbiased one.
+    held-out-4  made with the re-ranking decoder, and run once, after its choices were made on
+              the tuning set and the first two held-out sets: 40 requests none of the sets above
+              uses (20 from ``planner_cases.jsonl``, 20 from ``planner_heldout.jsonl``), in seven
+              voices no set uses (en-us+m4, en-gb+f3, en-us+m7, en-gb-x-rp+f4, en-us-nyc+m1,
+              en-gb-scotland+m3, en-029+f2) at 135-210 words a minute.
+              The sets' requests are fixed in ``tests/data/voice_sets.json`` (with the default
+              --count and --held): picking every n-th case moved when the request file grew,
+              and the held-out sets must stay the ones that were held out.
               The espeak sets are written to ``benchmarks/out/voice/`` (git-ignored) and
               skipped when espeak-ng is not installed; ``--held 0`` runs the tuning set alone.
     real      ``real_jfk_inaugural_excerpt.flac`` (its text in transcripts.tsv)
@@ -68,6 +85,11 @@ HELD2_VOICES = ("en-us+m1", "en-gb+m4", "en-us+f5", "en-gb-x-rp+f2", "en-us-nyc+
 HELD2_SPEEDS = (135, 150, 165, 180, 195)
 HELD3_VOICES = ("en-us+f1", "en-gb+m2", "en-us+m6", "en-gb-x-gbclan+f3", "en-us-nyc+f2", "en-gb-x-rp+m3", "en-gb-x-gbcwmd+f5")
 HELD3_SPEEDS = (130, 150, 170, 190, 210)
+HELD4_VOICES = ("en-us+m4", "en-gb+f3", "en-us+m7", "en-gb-x-rp+f4", "en-us-nyc+m1", "en-gb-scotland+m3", "en-029+f2")
+HELD4_SPEEDS = (135, 155, 175, 195, 210)
+HELDOUT = ROOT / "tests" / "data" / "planner_heldout.jsonl"
+FROZEN = ROOT / "tests" / "data" / "voice_sets.json"  # the sets' requests, fixed (see the docstring)
+SETS = ("shared", "espeak", "held-out", "held-out-2", "held-out-3", "held-out-4", "real")
 SKIP_KINDS = {"typo", "offtopic", "hostile", "context", "unsupported"}
 
 
@@ -77,8 +99,8 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
-def _eligible() -> list[str]:
-    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+def _eligible(path: Path = CASES) -> list[str]:
+    cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     eligible = [
         c["request"].strip()
         for c in cases
@@ -107,6 +129,14 @@ def _pick_held(count: int, tuning: list[str]) -> tuple[list[str], list[str], lis
     return first, second, third
 
 
+def _pick_held4(count: int, used: set[str]) -> list[str]:
+    """Held-out-4: half from the cases no other set uses (every 3rd, from the second on), the
+    rest from ``planner_heldout.jsonl`` (every 3rd eligible one no other set uses)."""
+    rest = [text for text in _eligible() if text not in used][1::3][: count - count // 2]
+    other = [text for text in _eligible(HELDOUT) if text not in used and text not in set(rest)][::3]
+    return rest + other[: count - len(rest)]
+
+
 def _speak(out: Path, name: str, text: str, voice_name: str, speed: int) -> Path:
     path = out / f"{name}.wav"
     # The text goes on stdin: a request may start with a dash ("-3 semitones").
@@ -115,22 +145,28 @@ def _speak(out: Path, name: str, text: str, voice_name: str, speed: int) -> Path
     return path
 
 
-def _espeak_sets(count: int, held: int, out: Path) -> tuple[list, list, list, list]:
+def _espeak_sets(count: int, held: int, out: Path) -> tuple[list, list, list, list, list]:
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is not installed: the espeak sets are skipped (apt-get install espeak-ng)", file=sys.stderr)
-        return [], [], [], []
+        return [], [], [], [], []
     out.mkdir(parents=True, exist_ok=True)
-    tuning = _pick(count)
+    frozen = json.loads(FROZEN.read_text()) if FROZEN.is_file() and count == 40 and held == 40 else None
+    tuning = frozen["espeak"] if frozen else _pick(count)
     notes = []
     for i, text in enumerate(tuning):
         voice_name, speed = VOICES[i % len(VOICES)], SPEEDS[(i * 3) % len(SPEEDS)]
         notes.append((_speak(out, f"note{i:02d}", text, voice_name, speed), text, f"{voice_name}@{speed}"))
+    if frozen:
+        held_texts, held4 = [frozen[name] for name in ("held-out", "held-out-2", "held-out-3")], frozen["held-out-4"]
+    else:
+        held_texts = _pick_held(held, tuning)
+        held4 = _pick_held4(held, set(tuning).union(*held_texts))
     held_sets = []
     for prefix, texts, voices, speeds in zip(
-        ("held", "second", "third"),
-        _pick_held(held, tuning),
-        (HELD_VOICES, HELD2_VOICES, HELD3_VOICES),
-        (HELD_SPEEDS, HELD2_SPEEDS, HELD3_SPEEDS),
+        ("held", "second", "third", "fourth"),
+        (*held_texts, held4),
+        (HELD_VOICES, HELD2_VOICES, HELD3_VOICES, HELD4_VOICES),
+        (HELD_SPEEDS, HELD2_SPEEDS, HELD3_SPEEDS, HELD4_SPEEDS),
     ):
         held_notes = []
         for i, text in enumerate(texts):
@@ -222,6 +258,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt", default="default", help="'default' (the remix prompt), 'none', or a prompt")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "voice")
     parser.add_argument("--show", action="store_true", help="print the notes heard wrong or planned differently")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets to run (default all: {','.join(SETS)})")
     args = parser.parse_args(argv)
     prompt = {"default": "", "none": None}.get(args.prompt, args.prompt)
 
@@ -236,20 +273,21 @@ def main(argv=None) -> int:
     planner("warm up", PlanContext())
 
     shared, real = _shared_set()
-    espeak, held, held2, held3 = _espeak_sets(args.count, args.held, args.out / "espeak")
+    espeak, held, held2, held3, held4 = _espeak_sets(args.count, args.held, args.out / "espeak")
     sets = (("shared", shared), ("espeak", espeak), ("held-out", held), ("held-out-2", held2), ("held-out-3", held3),
-            ("real", real))  # fmt: skip
-    results = [run_set(name, notes, planner, settings, prompt, args.show) for name, notes in sets if notes]
+            ("held-out-4", held4), ("real", real))  # fmt: skip
+    wanted = {name.strip() for name in args.sets.split(",")}
+    results = [run_set(name, notes, planner, settings, prompt, args.show) for name, notes in sets if notes and name in wanted]
 
     print(f"prompt: {args.prompt}; model: assemble/verify {assembled:.2f} s, load {loaded:.2f} s (2 threads, int8)")
-    print(f"{'set':<9} {'notes':>5} {'WER':>7} {'same plan':>12} {'strict':>7} {'s/note med':>11} {'s/note mean':>12} "
+    print(f"{'set':<10} {'notes':>5} {'WER':>7} {'same plan':>12} {'strict':>7} {'s/note med':>11} {'s/note mean':>12} "
           f"{'audio s':>8}")  # fmt: skip
     for r in results:
         share = f"{r['same_plan']}/{r['notes']} {100 * r['same_plan_share']:.0f}%"
-        print(f"{r['set']:<9} {r['notes']:>5} {r['wer']:>7.3f} {share:>12} {r['same_plan_strict']:>7} "
+        print(f"{r['set']:<10} {r['notes']:>5} {r['wer']:>7.3f} {share:>12} {r['same_plan_strict']:>7} "
               f"{r['seconds_per_note_median']:>11.2f} {r['seconds_per_note_mean']:>12.2f} {r['audio_seconds_mean']:>8.2f}")  # fmt: skip
     for r in results:
-        if r["set"] in ("espeak", "held-out", "held-out-2", "held-out-3"):
+        if r["set"] in ("espeak", "held-out", "held-out-2", "held-out-3", "held-out-4"):
             print(_breakdown(r))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
