@@ -134,6 +134,10 @@ class OfflinePlanner:
         self.model_max_words: int = models["max_words"]
         self.model_stop = set(models["stop"])
         self.model_not_names = set(models["not_names"])
+        goals = grammar["voice_targets"]
+        self.goal_voices, self.goal_verbs, self.goal_styles = set(goals["voices"]), set(goals["verbs"]), set(goals["styles"])
+        self.goal_prepositions, self.goal_articles = set(goals["prepositions"]), set(goals["articles"])
+        self.voice_presets = set(self.lexicon.names["voices"])
         self._classifier: IntentClassifier | None = None
         self._classifier_error: str | None = None
 
@@ -480,6 +484,13 @@ class OfflinePlanner:
         calls: list[Call] = []
         hosts = [o for o in clause.objects if o.kind in ("style", "voice", "genre")]
         targets = [o for o in clause.objects if o.kind == "stem" and hosts and (o.target or o.rank < 1)]
+        if self._voice_goal(clause, reading):  # "lower the voice to a man's": the vocals become that voice
+            targets += [
+                o for o in clause.objects
+                if (o.kind == "stem" and tuple(o.value) == ("vocals",) and o.op in self.goal_verbs)
+                or (o.kind == "style" and o.value in self.goal_styles)
+                or (o.kind == "pitch" and not o.named and not o.quantities and o.op in self.goal_verbs)  # "higher, like a girl"
+            ]
         numbers = list(clause.numbers)
         location = clause.location = self._voice_location(clause)
         for obj in sorted(clause.objects, key=lambda o: o.position):
@@ -498,6 +509,20 @@ class OfflinePlanner:
                 calls.append(call)
                 clause.strong = clause.strong or self._is_strong(obj)
         return calls
+
+    def _voice_goal(self, clause: _Clause, reading: Reading) -> bool:
+        """The clause names who the singer should become ("to a man's", "into a woman", "like a kid"); see grammar.toml [voice_targets]."""
+        for obj in clause.objects:
+            if obj.kind != "voice" or obj.value is None:
+                continue
+            if obj.value not in self.goal_voices and obj.value in self.voice_presets:
+                continue
+            i = obj.position - 1
+            while i >= 0 and reading.tokens[i] in self.goal_articles:
+                i -= 1
+            if i >= 0 and reading.tokens[i] in self.goal_prepositions:
+                return True
+        return False
 
     def _voice_location(self, clause: _Clause) -> _Object | None:
         """The section a clause's vocal change is limited to, if it names one.
