@@ -138,6 +138,7 @@ class OfflinePlanner:
         self.goal_voices, self.goal_verbs, self.goal_styles = set(goals["voices"]), set(goals["verbs"]), set(goals["styles"])
         self.goal_prepositions, self.goal_articles = set(goals["prepositions"]), set(goals["articles"])
         self.voice_presets = set(self.lexicon.names["voices"])
+        self.limit_words = {tuple(tokenize(p)) for p in grammar["section_limits"]["phrases"]}
         self._classifier: IntentClassifier | None = None
         self._classifier_error: str | None = None
 
@@ -313,13 +314,24 @@ class OfflinePlanner:
                 raw[-1].append(span)
         out: list[list[Span]] = []
         for spans in (s for s in raw if s):
-            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1])):
+            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1]) or self._limits_voice(spans, out[-1], reading)):
                 out[-1] = out[-1] + spans
             elif out and self._joins(out[-1], spans) and not self._strong_ops(out[-1]):
                 out[-1] = out[-1] + spans
             else:
                 out.append(spans)
         return out
+
+    def _limits_voice(self, spans: list[Span], host: list[Span], reading: Reading) -> bool:
+        """``spans`` is only "only" and a section ("..., only in verse 2") and ``host`` makes a vocal change (grammar.toml [section_limits])."""
+        ops = [s for s in spans if s.kind == "op"]
+        if len(ops) != 1 or ops[0].value != "isolate" or tuple(reading.tokens[ops[0].start : ops[0].end]) not in self.limit_words:
+            return False
+        if not any(s.kind == "section" for s in spans):
+            return False
+        if not all(s.kind in ("op", "section", "ordinal", "every", "number", "target_prep", "intensity") for s in spans):
+            return False
+        return "voice" in self._kinds(host, implied=True)
 
     def _strong_ops(self, spans: list[Span]) -> bool:
         return any(s.kind == "compound" or (s.kind == "op" and self.op_rank[s.value] > 0) for s in spans)
