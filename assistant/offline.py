@@ -131,6 +131,10 @@ class OfflinePlanner:
         self.model_possessive = re.compile(
             r"\b([a-z0-9][\w.-]*)'s\s+(?:" + "|".join(re.escape(p) for p in models["possessive"]) + r")\b", re.IGNORECASE
         )
+        self.model_named = re.compile(
+            r"\b([a-z0-9][\w.-]*)(?:'s)?\s+(?:" + "|".join(re.escape(p) for p in models["named"]) + r")\b", re.IGNORECASE
+        )
+        self.model_cues_capitalised = sorted((tuple(tokenize(p)) for p in models["before_capitalised"]), key=len, reverse=True)
         self.model_max_words: int = models["max_words"]
         self.model_stop = set(models["stop"])
         self.model_not_names = set(models["not_names"])
@@ -218,16 +222,20 @@ class OfflinePlanner:
         if len(raw) != len(reading.tokens):
             return reading
         found: list[tuple[int, int]] = []
-        for i in range(len(raw)):
-            for cue in self.model_cues:
-                if tuple(raw[i : i + len(cue)]) == cue:
-                    start = i + len(cue)
-                    end = start
-                    while end < len(raw) and end - start < self.model_max_words and raw[end].isalnum() and raw[end] not in self.model_stop:
-                        end += 1
-                    found.append((start, end))
-                    break
-        for match in self.model_possessive.finditer(reading.source):
+        # Words written with a capital, other than the first: names for the weaker cues.
+        capitalised = {w.lower() for w in re.findall(r"(?<=\s)[A-Z][A-Za-z0-9.-]*", reading.source.strip())}
+        for cues, capital in ((self.model_cues, False), (self.model_cues_capitalised, True)):
+            for i in range(len(raw)):
+                for cue in cues:
+                    if tuple(raw[i : i + len(cue)]) == cue:
+                        start = i + len(cue)
+                        end = start
+                        while end < len(raw) and end - start < self.model_max_words and raw[end].isalnum() and raw[end] not in self.model_stop:
+                            end += 1
+                        if not capital or (start < end and raw[start] in capitalised and raw[start][:1].isalpha()):
+                            found.append((start, end))
+                        break
+        for match in [*self.model_possessive.finditer(reading.source), *self.model_named.finditer(reading.source)]:
             end = len(self.lexicon.tokenize(reading.source[: match.end(1)]))
             start = end - 1
             words = reading.source[: match.start(1)].split()
