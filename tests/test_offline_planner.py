@@ -113,11 +113,24 @@ def test_held_out_set_at_least_90_percent(planner):
     assert score >= 0.90, failures
 
 
+def test_vocal_held_out_set_at_least_83_percent(planner):
+    """The second held-out set: vocal requests written before the planner's vocal grammar was tuned, never tuned on.
+
+    It scored 32/39 (82.1 %) when it was written and 37/39 (94.9 %) after the changes that
+    followed; 83 % is the project's acceptance bar for vocal requests.
+    """
+    score, failures = accuracy(planner, _cases(DATA / "planner_vocals_heldout2.jsonl"))
+    assert score >= 0.83, failures
+
+
 def test_request_sets_are_big_enough_and_apart():
     cases, heldout = _cases(DATA / "planner_cases.jsonl"), _cases(DATA / "planner_heldout.jsonl")
-    assert len(cases) >= 200 and len(heldout) >= 60
+    vocals = _cases(DATA / "planner_vocals_heldout2.jsonl")
+    assert len(cases) >= 200 and len(heldout) >= 60 and len(vocals) >= 30
     key = lambda case: (case["request"].lower(), json.dumps(case.get("context", [])))  # noqa: E731
     assert not {key(c) for c in cases} & {key(c) for c in heldout}
+    assert not {key(c) for c in cases} & {key(c) for c in vocals}
+    assert not {key(c) for c in heldout} & {key(c) for c in vocals}
 
 
 def test_intent_bank_holds_no_request_of_the_sets():
@@ -125,7 +138,8 @@ def test_intent_bank_holds_no_request_of_the_sets():
     bank = tomllib.loads((ROOT / "assistant" / "lexicon" / "intents.toml").read_text())
     norm = lambda text: re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()  # noqa: E731
     examples = {norm(text) for intent in bank["intent"] for text in intent["examples"]}
-    sets = [DATA / "planner_cases.jsonl", DATA / "planner_heldout.jsonl"] + ([SHARED] if SHARED.exists() else [])
+    sets = [DATA / "planner_cases.jsonl", DATA / "planner_heldout.jsonl", DATA / "planner_vocals_heldout2.jsonl"]
+    sets += [SHARED] if SHARED.exists() else []
     requests = {norm(case["request"]) for path in sets for case in _cases(path)}
     assert not examples & requests
 
