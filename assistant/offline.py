@@ -512,7 +512,7 @@ class OfflinePlanner:
                 or (o.kind == "pitch" and not o.named and not o.quantities and o.op in self.goal_verbs)  # "higher, like a girl"
             ]
         numbers = list(clause.numbers)
-        location = clause.location = self._voice_location(clause)
+        location = clause.location = self._voice_location(clause, reading)
         for obj in sorted(clause.objects, key=lambda o: o.position):
             if obj in targets or obj is location or obj not in clause.objects:  # a target, a voice's section, or taken in
                 continue
@@ -544,7 +544,7 @@ class OfflinePlanner:
                 return True
         return False
 
-    def _voice_location(self, clause: _Clause) -> _Object | None:
+    def _voice_location(self, clause: _Clause, reading: Reading) -> _Object | None:
         """The section a clause's vocal change is limited to, if it names one.
 
         A vocal change is a named voice (or a stem verb that makes one: "double the vocals").
@@ -562,8 +562,17 @@ class OfflinePlanner:
         ]
         if not (voices or makers) or clause.positions:
             return None
+        # "only" / "just" limit a vocal change; "keep only" / "isolate" keep a section of the song
+        # (a transcript drops the comma of "female voice, keep only the chorus").
+        bare_only = all(
+            tuple(reading.tokens[s.start : s.end]) in self.limit_words
+            for s in clause.spans
+            if s.kind == "op" and s.value == "isolate"
+        )
         for section in (o for o in clause.objects if o.kind == "section"):
-            if section.op is None or section.op == "isolate" or self.op_rank[section.op] < 1:
+            if section.op is None or (section.op == "isolate" and bare_only) or (
+                section.op != "isolate" and self.op_rank[section.op] < 1
+            ):
                 if section.op is not None and section.op != "isolate":
                     for voice in voices:
                         if voice.op is None:

@@ -317,7 +317,7 @@ def _digits(match: re.Match) -> str:
 
 
 def normalise(text: str) -> str:
-    """The transcript as the planner reads it: lower case, remix spellings, numbers as digits.
+    """The transcript as the planner reads it: lower case (names kept), remix spellings, numbers as digits.
 
     "Make it more low fi." -> "make it more lo-fi"; "Set it to 124PM" -> "set it to 124 bpm";
     "up two semi tones" -> "up 2 semitones"; "turn up the voice, six decibels" -> "turn up the
@@ -333,6 +333,14 @@ def normalise(text: str) -> str:
     out = re.sub(r"\s+([.!?:])", r"\1", out)
     out = " ".join(out.split()).strip(" \t.,;:!?…'\"")
     out = re.sub(r"^-+(?!\d)|-+$", "", out)  # a dash, but not the sign of "-3 semitones"
+    # Names keep their capitals ("sing it in Freya's voice"): a word capitalised after the
+    # first one is a name to the planner, as when it is typed.
+    words = re.findall(r"[A-Za-z][\w'-]*", text)
+    names = {
+        w.lower(): w for w in words[1:] if w[0].isupper() and not w.isupper() and "-" not in w and w.lower() != "i"
+    }
+    if names:
+        out = re.sub(r"[a-z][\w'-]*", lambda m: names.get(m.group(0), m.group(0)), out)
     return out.strip()
 
 

@@ -578,3 +578,9 @@ def test_rerank_keeps_the_committed_note_and_can_only_replace_with_a_margin(monk
     monkeypatch.setattr(voice, "RERANK_MARGIN", 1e9)
     assert voice.rerank(model, encoded, best, found, voice.initial_prompt()) == best.text
 
+
+
+def test_normalise_keeps_names_capitalised_for_the_planner():
+    assert voice.normalise("Sing it in Freya's voice.") == "sing it in Freya's voice"
+    assert voice.normalise("Load the Freddie Mercury voice model") == "load the Freddie Mercury voice model"
+    assert voice.normalise("Make it Lo-Fi, OK?") == "make it lo-fi ok"
