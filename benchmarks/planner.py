@@ -9,8 +9,10 @@ call of the same tool whose args hold every expected key (strings case-insensiti
 and " " read as "_"; stem lists as sets; numbers within the case's or the default tolerance),
 and no produced call is left over (a leftover ``describe`` is forgiven). Cases may give
 ``alt`` expectations. The default sets are the shared examples, the project's request set
-(``tests/data/planner_cases.jsonl``) and its held-out part (``tests/data/planner_heldout.jsonl``,
-never used for tuning); a per-kind breakdown follows each set whose cases carry a ``kind``.
+(``tests/data/planner_cases.jsonl``), its held-out part (``tests/data/planner_heldout.jsonl``,
+never used for tuning) and a second held-out set of vocal-style requests
+(``tests/data/planner_vocals_heldout2.jsonl``, written before the vocal grammar was tuned and
+scored once before and once after); a per-kind breakdown follows each set whose cases carry a ``kind``.
 
 Latency: each request of every set planned again with a warm planner (model and intent bank
 loaded): median and 95th percentile in milliseconds over all requests, and over those that
@@ -39,6 +41,7 @@ DEFAULT_SETS = {
     "shared": ROOT.parent / "shared" / "planner_examples.jsonl",
     "cases": ROOT / "tests" / "data" / "planner_cases.jsonl",
     "heldout": ROOT / "tests" / "data" / "planner_heldout.jsonl",
+    "vocals-heldout2": ROOT / "tests" / "data" / "planner_vocals_heldout2.jsonl",
 }
 DEFAULT_TOL = {"bpm": 2.0, "semitones": 0.01, "amount_db": 1.0, "seconds": 1.5,
                "amount": 0.15, "tempo_pct": 1.0, "times": 0, "steps": 0}  # fmt: skip
