@@ -140,17 +140,30 @@ def test_gentle_autotune_corrects_less_and_keeps_vibrato(voice, measured):
     assert wobble(*_f0(gentle)) > 1.5 * wobble(*_f0(hard))
 
 
-@pytest.mark.parametrize("preset, direction", [("female", 1), ("child", 1), ("male", -1)])
-def test_gender_presets_move_pitch_by_the_asked_interval_and_formants_with_it(voice, measured, preset, direction):
-    base_median = float(np.median(measured[0][measured[1]]))
+@pytest.mark.parametrize("preset, octave, direction", [("female", -1, 1), ("child", -1, 1), ("male", 0, -1)])
+def test_gender_presets_move_pitch_by_the_asked_interval_and_formants_with_it(preset, octave, direction):
+    voice = sung_voice(octave=octave)  # a man's range (131-196 Hz) for female and child, a woman's (262-392 Hz) for male
+    f, voiced = _f0(voice)
+    base_median = float(np.median(f[voiced]))
     semitones, formant = vx.gender_shift(preset, 1.0, base_median)
-    assert np.sign(semitones) == direction and np.sign(formant - 1.0) == direction
+    assert semitones == 12.0 * direction and np.sign(formant - 1.0) == direction
     out = _run(voice, {preset: VoiceSettings(amount=1.0)})
     f, voiced = _f0(out)
     shift = 12 * np.log2(np.median(f[voiced]) / base_median)
     assert abs(shift - semitones) < 0.30  # within 30 cents of the asked interval
     centroid_before, centroid_after = _envelope_centroid(voice), _envelope_centroid(out)
     assert direction * (centroid_after - centroid_before) > 0.03 * centroid_before
+
+
+def test_a_voice_already_in_range_keeps_its_pitch_and_changes_its_formants():
+    high = sung_voice(octave=0)  # 262-392 Hz: already a woman's range
+    f, voiced = _f0(high)
+    semitones, formant = vx.gender_shift("female", 1.0, float(np.median(f[voiced])))
+    assert semitones == 0.0 and formant > 1.05
+    out = _run(high, {"female": VoiceSettings(amount=1.0)})
+    g, sung = _f0(out)
+    assert abs(12 * np.log2(np.median(g[sung]) / np.median(f[voiced]))) < 0.3  # still in key, same notes
+    assert _envelope_centroid(out) > 1.03 * _envelope_centroid(high)
 
 
 def test_female_moves_formants_more_than_a_plain_pitch_shift(voice):
@@ -163,10 +176,15 @@ def test_female_moves_formants_more_than_a_plain_pitch_shift(voice):
     assert _envelope_centroid(out) > _envelope_centroid(plain) * 1.05
 
 
-def test_a_voice_already_in_range_moves_less():
-    assert vx.gender_shift("female", 1.0, 260.0)[0] < vx.gender_shift("female", 1.0, 120.0)[0]
-    assert vx.gender_shift("male", 1.0, 100.0)[0] > vx.gender_shift("male", 1.0, 220.0)[0]
-    assert vx.gender_shift("female", 0.5, 120.0) == (2.5, pytest.approx(1.085))
+def test_gender_shifts_are_whole_octaves_so_the_melody_stays_in_key():
+    for preset in ("female", "male", "child"):
+        for median in (90.0, 150.0, 220.0, 330.0):
+            for amount in (0.1, 0.3, 0.5, 1.0):
+                semitones, formant = vx.gender_shift(preset, amount, median)
+                assert semitones % 12 == 0 and abs(semitones) <= 12
+    assert vx.gender_shift("female", 0.5, 120.0) == (12.0, pytest.approx(1.085))
+    assert vx.gender_shift("female", 0.2, 120.0) == (0.0, pytest.approx(1.034))  # a touch: formants alone
+    assert vx.gender_shift("male", 1.0, 100.0)[0] == 0.0 and vx.gender_shift("male", 1.0, 220.0)[0] == -12.0
 
 
 def _chroma(samples: np.ndarray) -> np.ndarray:

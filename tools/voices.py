@@ -16,8 +16,9 @@ breath is never turned into a tone. It runs at several hundred times real time.
 - ``female`` / ``male`` / ``child``: pitch and formants move independently. PSOLA resynthesises
   the voice ``k`` times longer with its pitch divided by ``k``; resampling it back to the
   original length multiplies every frequency by ``k``: the formants end ``k`` times higher
-  (a shorter vocal tract) and the pitch at the asked interval. The interval depends on where
-  the voice sits: a voice already in the target's range moves less (no chipmunk).
+  (a shorter vocal tract) and the pitch at the asked interval. The pitch moves by an octave
+  or not at all (so the melody stays in the band's key), and only when the voice sits
+  outside the target's range: a woman's voice made "female" gets brighter formants alone.
 - ``harmony``: voices a diatonic third above and a fifth (above for a low voice, below for a
   high one), in the song's key, following the melody note by note with its vibrato.
 - ``double``: two copies detuned by a few cents, late by 12 and 23 ms with a slowly wandering
@@ -88,9 +89,9 @@ class VoicePreset:
 
 
 _PRESET_LIST = (
-    VoicePreset("female", "female voice", "pitch up 2-5 semitones, formants up to 17 % higher", 10, 1.0, "gender"),
-    VoicePreset("male", "male voice", "pitch down 2-5 semitones, formants up to 13 % lower", 11, 1.0, "gender"),
-    VoicePreset("child", "child's voice", "pitch up 4-7 semitones, formants up to 28 % higher", 12, 1.0, "gender"),
+    VoicePreset("female", "female voice", "a man's voice an octave up, formants up to 17 % higher", 10, 1.0, "gender"),
+    VoicePreset("male", "male voice", "a woman's voice an octave down, formants up to 13 % lower", 11, 1.0, "gender"),
+    VoicePreset("child", "child's voice", "an octave up, formants up to 28 % higher", 12, 1.0, "gender"),
     VoicePreset("autotune", "autotune", "pitch pulled onto the key's notes; hard and fast at full amount", 20, 0.6),
     VoicePreset("whisper", "whisper", "the voice's envelope on breath noise: no pitch left", 30, 1.0),
     VoicePreset("harmony", "harmonies", "a third and a fifth in key, following the melody", 40, 0.6),
@@ -348,23 +349,31 @@ def autotune_midi(midi: np.ndarray, voiced: np.ndarray, amount: float, notes: np
     return out
 
 
+OCTAVE_FROM_AMOUNT = 0.25  # below this amount a gender preset only moves the formants
+
+
 def gender_shift(preset: str, amount: float, median_hz: float | None) -> tuple[float, float]:
     """``(semitones, formant ratio)`` of a gender or age preset for a voice whose median f0 is given.
 
-    At full amount a voice in the other range moves 5 semitones (7 to a child) with the
-    formants 17 % up for a woman, 13 % down for a man, 28 % up for a child; a voice already
-    in the target's range moves 2 semitones (4 to a child) with half the formant change.
+    The pitch moves by whole octaves only: any other interval would put the melody in another
+    key from the band it is mixed back over. A voice outside the target's range (a man's
+    voice, under 190 Hz, made female or a child's, under 250 Hz; a woman's, over 190 Hz, made
+    male) moves an octave once ``amount`` reaches 0.25; one already in the range keeps its
+    pitch. The formants follow ``amount`` all the way: up to 17 % higher for a woman, 13 %
+    lower for a man, 28 % higher for a child (half that for a voice already in the range),
+    which is what makes the change sound like another singer rather than a sped-up tape.
     """
     median = median_hz or 150.0
     if preset == "female":
-        full, ratio = (5.0, 1.17) if median < 200.0 else (2.0, 1.08)
+        octave, ratio = (12.0, 1.17) if median < 190.0 else (0.0, 1.08)
     elif preset == "male":
-        full, ratio = (-5.0, 0.87) if median > 150.0 else (-2.0, 0.94)
+        octave, ratio = (-12.0, 0.87) if median > 190.0 else (0.0, 0.93)
     elif preset == "child":
-        full, ratio = (7.0, 1.28) if median < 250.0 else (4.0, 1.14)
+        octave, ratio = (12.0, 1.28) if median < 250.0 else (0.0, 1.14)
     else:
         raise ParameterError(f"{preset!r} is not a gender or age preset")
-    return amount * full, 1.0 + amount * (ratio - 1.0)
+    semitones = octave if amount >= OCTAVE_FROM_AMOUNT else 0.0
+    return semitones, 1.0 + amount * (ratio - 1.0)
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -634,9 +643,9 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
         semitones, formant = gender_shift(gender, voices[gender].amount, median)
         gender_mask = _mask(spans(voices[gender]), frames, sr)
         lead_midi = lead_midi + semitones * _frame_mask(gender_mask, times, sr)
+        moved = f"an octave {'up' if semitones > 0 else 'down'}" if semitones else "pitch kept"
         ctx.notes.append(
-            f"{VOICE_PRESETS[gender].title}: pitch {semitones:+.1f} semitones, formants x{formant:.2f} "
-            f"(the voice's median was {median:.0f} Hz)"
+            f"{VOICE_PRESETS[gender].title}: {moved}, formants x{formant:.2f} (the voice's median was {median:.0f} Hz)"
         )
     if "autotune" in voices:
         amount = voices["autotune"].amount
