@@ -71,7 +71,7 @@ __all__ = [
     "MODEL_PREFIX",
 ]
 
-VOICES_VERSION = 1
+VOICES_VERSION = 2
 DEFAULT_STEP = 0.2
 MODEL_PREFIX = "model:"
 FADE_S = 0.03
