@@ -88,3 +88,31 @@ def local_server(app, name: str = "test server"):
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+def planner_song_analysis():
+    """The analysis of a 170-second song with intro, two verses, two choruses and an outro (the planner tests' song)."""
+    from tools.analyze import Analysis, Section
+
+    layout = [("intro", 0, 16), ("verse", 16, 48), ("chorus", 48, 80), ("verse", 80, 112), ("chorus", 112, 144), ("outro", 144, 170)]
+    counts: dict[str, int] = {}
+    sections = []
+    for i, (label, start, end) in enumerate(layout):
+        counts[label] = counts.get(label, 0) + 1
+        name = label if sum(s[0] == label for s in layout) == 1 else f"{label} {counts[label]}"
+        sections.append(Section(id=f"s{i}", name=name, label=label, ordinal=counts[label], start=start, end=end, energy=0.8))
+    return Analysis(
+        duration_s=170.0, sample_rate=44100, tempo=120.0, beats=[], downbeats=[], beats_per_bar=4, sections=sections,
+        key="A", mode="minor", key_confidence=0.8, loudness_lufs=-9.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (restored after), so a model test's timing does not depend on the machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -29,12 +29,8 @@ WORDS = ["<pad>", "</s>", "<unk>", ",", "bpm", "lo-fi", "hip", "hop", "jazz", "r
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread for this module (restored after), so timings do not depend on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """One torch thread for this module (see conftest)."""
 
 
 @pytest.fixture(autouse=True)

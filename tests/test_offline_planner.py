@@ -19,7 +19,8 @@ from assistant.embeddings import MODEL_FOLDER, IntentClassifier, model_folder
 from assistant.offline import OfflinePlanner, validate_call
 from assistant.planner import PlanContext, PlanResult
 from assistant.replies import reply_for, reply_without_calls
-from tools.analyze import Analysis, Section
+from conftest import planner_song_analysis
+from tools.analyze import Analysis
 from tools.errors import BackendUnavailable
 from tools.grooves import GENRES
 from tools.settings import Settings
@@ -70,19 +71,7 @@ def cli_env(monkeypatch, models_dir):
 
 @pytest.fixture(scope="module")
 def analysis() -> Analysis:
-    sections = [
-        ("intro", 0, 16), ("verse", 16, 48), ("chorus", 48, 80), ("verse", 80, 112), ("chorus", 112, 144), ("outro", 144, 170)
-    ]
-    counts: dict[str, int] = {}
-    items = []
-    for i, (label, start, end) in enumerate(sections):
-        counts[label] = counts.get(label, 0) + 1
-        name = label if sum(s[0] == label for s in sections) == 1 else f"{label} {counts[label]}"
-        items.append(Section(id=f"s{i}", name=name, label=label, ordinal=counts[label], start=start, end=end, energy=0.8))
-    return Analysis(
-        duration_s=170.0, sample_rate=44100, tempo=120.0, beats=[], downbeats=[], beats_per_bar=4, sections=items,
-        key="A", mode="minor", key_confidence=0.8, loudness_lufs=-9.0,
-    )
+    return planner_song_analysis()
 
 
 def plan(planner: OfflinePlanner, request: str, previous: list[dict] | None = None, **context) -> PlanResult:

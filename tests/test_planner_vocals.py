@@ -10,7 +10,8 @@ import pytest
 from assistant.offline import OfflinePlanner, validate_call
 from assistant.planner import PlanContext
 from assistant.replies import reply_for
-from tools.analyze import Analysis, Section
+from conftest import planner_song_analysis
+from tools.analyze import Analysis
 from tools.errors import ParameterError
 from tools.settings import Settings
 from tools.spec import RemixSpec, VoiceSettings
@@ -29,17 +30,7 @@ def planner(tmp_path_factory) -> OfflinePlanner:
 
 @pytest.fixture(scope="module")
 def analysis() -> Analysis:
-    layout = [("intro", 0, 16), ("verse", 16, 48), ("chorus", 48, 80), ("verse", 80, 112), ("chorus", 112, 144), ("outro", 144, 170)]
-    counts: dict[str, int] = {}
-    sections = []
-    for i, (label, start, end) in enumerate(layout):
-        counts[label] = counts.get(label, 0) + 1
-        name = label if sum(s[0] == label for s in layout) == 1 else f"{label} {counts[label]}"
-        sections.append(Section(id=f"s{i}", name=name, label=label, ordinal=counts[label], start=start, end=end, energy=0.8))
-    return Analysis(
-        duration_s=170.0, sample_rate=44100, tempo=120.0, beats=[], downbeats=[], beats_per_bar=4, sections=sections,
-        key="A", mode="minor", key_confidence=0.8, loudness_lufs=-9.0,
-    )
+    return planner_song_analysis()
 
 
 def calls(planner: OfflinePlanner, request: str, previous=(), **context) -> list[dict]:

@@ -35,12 +35,8 @@ TINY_CONFIG = [17, 32, 8, 16, 32, 2, 2, 3, 0, "1", [3], [[1, 3, 5]], [10, 8, 4],
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread for this module (restored after), so timings do not depend on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """One torch thread for this module (see conftest)."""
 
 
 def _save_voice(folder: Path, name: str, *, version: str = "v2", f0: bool = True, seed: int = 0, **extra) -> Path:

@@ -1064,16 +1064,7 @@ def _load(path: Path, stamp: int, licence_stamp: tuple, encoder_folder: Path, en
     synthesizer.eval()
     for parameter in synthesizer.parameters():
         parameter.requires_grad_(False)
-    info = VoiceModelInfo(
-        name=path.stem,
-        path=path,
-        version=checkpoint.version,
-        sample_rate=checkpoint.sample_rate,
-        f0=checkpoint.f0,
-        licence=_licence(path, checkpoint.info),
-        sha256=sha256_file(path),
-    )
-    return VoiceConverter(info, synthesizer, encoder)
+    return VoiceConverter(_info(path, stamp, licence_stamp), synthesizer, encoder)
 
 
 def load_voice_model(name: str, settings: Settings) -> VoiceConverter:
