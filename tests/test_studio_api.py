@@ -56,7 +56,9 @@ def send(client, text: str = "", files=()) -> list[dict]:
     """One turn through the send endpoint; the new messages of the chat."""
     message = {"text": text, "files": [gradio_client.handle_file(str(f)) for f in files]}
     history, box = client.predict(message, api_name="/send")
-    assert box == {"text": "", "files": []} or box is None, box  # the box is cleared
+    # the box is cleared by the turn's first step; the last step leaves it alone ("update": no
+    # change), so the page never loses what the listener typed while a render ran
+    assert box in ({"text": "", "files": []}, None, {"__type__": "update"}), box
     return fresh(client, history)
 
 

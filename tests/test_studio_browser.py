@@ -391,8 +391,12 @@ def test_a_long_render_shows_a_preview_and_its_stages(open_studio, tmp_path):
     expect(preview).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
     assert audio_players(page, "v1").count() == 0  # the preview comes before the full version
     snapshot(page, tmp_path / "preview.png", preview)
+    # The listener starts typing the next request while the whole song renders: kept.
+    textarea(page).fill("now add some vinyl")
     progress = page.locator('#chat [data-testid="status-tracker"]')
     expect(progress).to_contain_text(re.compile(r"(tempo|mastering|stems|style|done)\D*\d+(\.\d)?%", re.I), timeout=RENDER_TIMEOUT_MS)
     expect(audio_players(page, "v1:")).to_have_count(1, timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_timeout(500)  # the turn's completion has arrived
+    expect(textarea(page)).to_have_value("now add some vinyl")
     expect(audio_players(page, "v1:")).to_have_attribute("aria-label", re.compile("slower", re.I))
     no_traceback(page)

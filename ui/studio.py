@@ -644,8 +644,12 @@ def build_app(settings, song: Path | None = None):
     # The conversation shown is kept server-side (``shown``, per tab) and only sent to the page:
     # the page, or an API client, never has to send it back.
     def send(key, message, shown, progress=gr.Progress()):
+        # The box is cleared with the first step only: a later step (or the turn's completion)
+        # must not wipe what the listener has typed since.
+        first = True
         for key, history, cleared in chat.send_steps(key, message, shown, progress):
-            yield key, history, cleared, history
+            yield key, history, cleared if first else gr.skip(), history
+            first = False
 
     def press(key, shown, action):
         history = chat.button(key, action, shown)
