@@ -479,3 +479,11 @@ def test_autotune_keeps_a_note_the_singer_holds_outside_the_key():
     assert np.mean(pcs == 6) > 0.2  # the F# is still there
     assert np.median(_cents_off_scale(f[voiced], range(12))) < 10
     assert list(vx.melody_scale(np.array([66.0] * 30 + [60.0] * 70), np.ones(100, bool), vx.scale_pitch_classes(0, "major"))) == [0, 2, 4, 5, 6, 7, 9, 11]
+
+
+def test_a_cover_through_a_voice_model_gets_no_quick_preview(voice):
+    """A learned voice model is minutes on a CPU: the studio waits for the whole song instead."""
+    renderer, source = _song_with_stems(voice)
+    spec = RemixSpec(voices={"model:aria": VoiceSettings(amount=1.0)})
+    assert renderer.preview(source, spec, 0.5, 2.0) is None
+    assert renderer.preview(source, RemixSpec(voices={"double": VoiceSettings(amount=1.0)}), 0.5, 2.0) is not None

@@ -491,7 +491,8 @@ class Renderer:
         The window is rendered like the whole song (same stages, same analysis, the cached
         stems cut to the window) but kept only in a small memory cache. Returns None when a
         window cannot stand for the result or cannot be quick: a rearranged song (the window
-        would be in another place) or a genre shift through a learned generator. Stems not
+        would be in another place), a genre shift through a learned generator or a cover
+        through a learned voice model. Stems not
         separated yet are separated for the window alone. Fades are left out (they belong to
         the song's ends).
         """
@@ -506,6 +507,8 @@ class Renderer:
             last = min(audio.frames, first + max(1, int(round(seconds * rate))))
             if spec.genre.name and spec.genre.amount > 0 and context.genre_backend()[0] != "dsp":
                 return None
+            if any(name.startswith("model:") for name in spec.effective_voices()):
+                return None  # a learned voice model is not quick on a CPU: the whole song comes at once
             window = Source(Audio.trusted(audio.samples[:, first:last], rate), key=f"{source.key}-w{first}-{last}")
             start, end = first / rate, last / rate
             window_context = RenderContext(
