@@ -622,7 +622,7 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
             cache_key = None  # the converted voice is analysed afresh
 
     track, mid_engine, engines = _engines(x, sr, cache_key, ctx.cache_folder if cache_key else None)
-    times, f0, voiced = track.times, track.f0, track.voiced
+    times, voiced = track.times, track.voiced
     median = track.median_hz()
     if median is None:
         ctx.notes.append("no sung or spoken pitch was found in the vocals, so the voice was left as it is")
