@@ -16,7 +16,7 @@ from tools import voices as vx
 from tools.audio import Audio
 from tools.calls import apply_calls
 from tools.errors import BackendUnavailable, ParameterError
-from tools.pitch import track, track_cached
+from tools.pitch import analyse, track
 from tools.spec import RemixSpec, VoiceSettings
 
 SR = 44100
@@ -389,15 +389,19 @@ def test_an_unknown_section_is_refused_at_planning_time(voice):
         apply_calls([{"tool": "revoice", "args": {"voice": "choir", "section": "bridge"}}], analysis=analysis)
 
 
-def test_the_pitch_track_is_cached_per_source(tmp_path, voice):
+def test_the_pitch_analysis_is_cached_per_source(tmp_path, voice):
     mono = voice.mean(axis=0)
-    first = track_cached(mono, SR, "song-a:model", tmp_path)
-    files = list(tmp_path.glob("*.npz"))
-    assert len(files) == 1
-    again = track_cached(mono * 0, SR, "song-a:model", tmp_path)  # read back, not recomputed
+    first, _, pulses = analyse(mono, SR, "song-a:model", tmp_path)
+    files = sorted(p.suffix for p in tmp_path.iterdir())
+    assert files == [".Pitch", ".PointProcess"]
+    again, _, pulses_again = analyse(mono * 0, SR, "song-a:model", tmp_path)  # read back, not analysed
     assert np.array_equal(first.f0, again.f0) and first.voiced.sum() > 100
-    files[0].write_bytes(b"not a cache file")
-    assert np.array_equal(track_cached(mono, SR, "song-a:model", tmp_path).f0, first.f0)
+    from parselmouth.praat import call
+
+    assert call(pulses_again, "Get number of points") == call(pulses, "Get number of points") > 100
+    next(tmp_path.glob("*.Pitch")).write_bytes(b"not a cache file")  # damaged: analysed again
+    assert np.array_equal(analyse(mono, SR, "song-a:model", tmp_path)[0].f0, first.f0)
+    assert np.array_equal(analyse(mono, SR, "song-a:model", tmp_path)[0].f0, first.f0)  # and rewritten
 
 
 # ----------------------------------------------------------------------------- the render
@@ -487,3 +491,11 @@ def test_a_cover_through_a_voice_model_gets_no_quick_preview(voice):
     spec = RemixSpec(voices={"model:aria": VoiceSettings(amount=1.0)})
     assert renderer.preview(source, spec, 0.5, 2.0) is None
     assert renderer.preview(source, RemixSpec(voices={"double": VoiceSettings(amount=1.0)}), 0.5, 2.0) is not None
+
+
+def test_a_recipe_renders_the_same_every_time(voice):
+    """Render is a pure function of the song and the spec: PSOLA's random cuts are seeded."""
+    voices = {"autotune": VoiceSettings(amount=1.0), "choir": VoiceSettings(amount=1.0)}
+    first = _run(voice, voices)
+    vx._ENGINES.clear()
+    assert np.array_equal(first, _run(voice, voices))

@@ -24,7 +24,7 @@ import numpy as np
 
 from .files import atomic_path
 
-__all__ = ["PITCH_VERSION", "PitchTrack", "track", "from_praat", "praat_pitch", "track_cached", "save_cached"]
+__all__ = ["PITCH_VERSION", "PitchTrack", "track", "from_praat", "praat_pitch", "analyse"]
 
 PITCH_VERSION = 1
 HOP_S = 0.01
@@ -119,31 +119,33 @@ def from_praat(pitch) -> PitchTrack:
     return PitchTrack(times=np.asarray(pitch.xs(), dtype=np.float64), f0=f0)
 
 
-def _cache_path(folder: Path, key: str, sample_rate: int) -> Path:
-    name = hashlib.sha256(f"{key}:{sample_rate}:{PITCH_VERSION}".encode()).hexdigest()[:32]
-    return Path(folder) / f"{name}.npz"
+def analyse(mono: np.ndarray, sample_rate: int, key: str | None = None, folder: Path | None = None):
+    """``(track, Praat Pitch, glottal pulses)`` of a mono vocal, kept in ``folder`` under ``key``.
 
+    The pulses (Praat's cross-correlation PointProcess) are where PSOLA cuts the voice's
+    periods. Both Praat objects are saved in Praat's binary format, so a later render of the
+    same song and separator (another process, or after the in-memory engines were dropped)
+    reads them back instead of analysing again; a damaged entry is analysed again.
+    """
+    import parselmouth
+    from parselmouth.praat import call
 
-def save_cached(result: PitchTrack, sample_rate: int, key: str, folder: Path) -> None:
-    """Keep a track in ``folder`` under ``key`` (atomic write)."""
-    path = _cache_path(folder, key, sample_rate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, times=result.times, f0=result.f0)
-
-
-def track_cached(mono: np.ndarray, sample_rate: int, key: str, folder: Path | None) -> PitchTrack:
-    """:func:`track`, kept in ``folder`` under ``key`` (the source and the separator) when a folder is given."""
-    if folder is None:
-        return track(mono, sample_rate)
-    path = _cache_path(folder, key, sample_rate)
-    if path.exists():
-        try:
-            with np.load(path) as data:
-                return PitchTrack(times=data["times"], f0=data["f0"])
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-    result = track(mono, sample_rate)
-    save_cached(result, sample_rate, key, folder)
-    return result
+    mono = np.asarray(mono, dtype=np.float64).reshape(-1)
+    paths = None
+    if key is not None and folder is not None:
+        name = hashlib.sha256(f"{key}:{sample_rate}:{mono.size}:{PITCH_VERSION}".encode()).hexdigest()[:32]
+        paths = (Path(folder) / f"{name}.Pitch", Path(folder) / f"{name}.PointProcess")
+        if all(p.exists() for p in paths):
+            try:
+                pitch, pulses = (parselmouth.read(str(p)) for p in paths)
+                return from_praat(pitch), pitch, pulses
+            except parselmouth.PraatError:
+                pass  # damaged: analysed again and rewritten below
+    pitch = praat_pitch(mono, sample_rate)
+    sound = parselmouth.Sound(mono, sampling_frequency=float(sample_rate))
+    pulses = call([sound, pitch], "To PointProcess (cc)")
+    if paths is not None:
+        for obj, path in zip((pitch, pulses), paths):
+            with atomic_path(path, suffix=path.suffix) as temporary:
+                call(obj, "Save as binary file", str(temporary))
+    return from_praat(pitch), pitch, pulses

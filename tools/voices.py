@@ -41,6 +41,7 @@ import os
 import re
 import tempfile
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -430,6 +431,9 @@ class VoiceContext:
     credits: list[str] = field(default_factory=list)
 
 
+_PRAAT_RANDOM = threading.Lock()
+
+
 class _Psola:
     """PSOLA resynthesis of one channel at any pitch contour and formant ratio (Praat's overlap-add)."""
 
@@ -449,7 +453,7 @@ class _Psola:
 
     def render(self, times: np.ndarray, f0: np.ndarray, formant_ratio: float = 1.0) -> np.ndarray:
         """The channel with its pitch moved onto ``f0`` (Hz at ``times``; frames <= 0 are left out)."""
-        from parselmouth.praat import call
+        from parselmouth.praat import call, run
 
         keep = f0 > 0
         k = float(formant_ratio)
@@ -459,7 +463,13 @@ class _Psola:
             duration = call("Create DurationTier", "d", self.xmin, self.xmax)
             call(duration, "Add point", self.xmin, k)
             call([duration, self.manipulation], "Replace duration tier")
-            out = np.asarray(call(self.manipulation, "Get resynthesis (overlap-add)").values[0], dtype=np.float64)
+            # PSOLA cuts unvoiced stretches at random lengths with Praat's one global generator:
+            # seeded from the contour, under one lock, a recipe renders the same every time.
+            seed = zlib.crc32(np.ascontiguousarray(f0, dtype=np.float64).tobytes() + repr(k).encode())
+            with _PRAAT_RANDOM:
+                run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+                resynthesis = call(self.manipulation, "Get resynthesis (overlap-add)")
+            out = np.asarray(resynthesis.values[0], dtype=np.float64)
         if abs(k - 1.0) > 1e-6:
             # Play it back k times faster: every frequency x k, the length back to the original.
             ratio = Fraction(1.0 / k).limit_denominator(400)
@@ -498,20 +508,12 @@ def _engines(x: np.ndarray, sr: int, cache_key: str | None, cache_folder):
             if memo in _ENGINES:
                 _ENGINES.move_to_end(memo)
                 return _ENGINES[memo]
-    import parselmouth
-    from parselmouth.praat import call
-
     mid = x.mean(axis=0)
     if not np.any(mid):
         track = pitch_tracking.track(mid, sr)
         return track, None, []
     # One pitch analysis of the mid serves the track and the glottal pulses of every channel.
-    pitch_obj = pitch_tracking.praat_pitch(mid, sr)
-    track = pitch_tracking.from_praat(pitch_obj)
-    if cache_key and cache_folder is not None:
-        pitch_tracking.save_cached(track, sr, cache_key, cache_folder)
-    sound = parselmouth.Sound(np.asarray(mid, dtype=np.float64), sampling_frequency=float(sr))
-    pulses = call([sound, pitch_obj], "To PointProcess (cc)")
+    track, _, pulses = pitch_tracking.analyse(mid, sr, cache_key, cache_folder)
     mid_engine = _Psola(mid, sr, pulses)
     channels = [mid_engine] if x.shape[0] == 1 else [_Psola(x[c], sr, pulses) for c in range(x.shape[0])]
     result = (track, mid_engine, channels)
@@ -676,7 +678,6 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
 
     copy_formant = formant if gender_mask is None else 1.0
     rng = np.random.default_rng(ctx.seed)
-    lead_level = _level(out, sr)
     extra = np.zeros_like(out)
     gate = _voicing_gain(track, frames, sr)
     for key in ("harmony", "double", "choir"):
@@ -738,8 +739,6 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
     new_level = _level(out, sr)
     if new_level > 1e-9:
         out *= np.float32(level / new_level)
-    if lead_level <= 0:
-        ctx.notes.append("the vocal was silent after the change")
     return Audio.trusted(np.ascontiguousarray(out, dtype=np.float32), sr)
 
 
