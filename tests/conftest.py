@@ -116,3 +116,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def write_with_av(audio, path: Path, container_format: str | None = None) -> Path:
+    """Encode AAC with PyAV (its bundled FFmpeg): m4a, or raw ADTS ``.aac``."""
+    import av
+
+    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("aac", rate=audio.sample_rate, layout=layouts[audio.channels])
+        stream.bit_rate = 64_000 * audio.channels
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(audio.samples), format="fltp", layout=layouts[audio.channels]
+        )
+        frame.sample_rate = audio.sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

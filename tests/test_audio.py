@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import write_with_av
 from tools.audio import Audio, load, save
 from tools.errors import ParameterError
 from tools.settings import Settings
@@ -45,25 +46,6 @@ def rms_db(audio: Audio) -> float:
 
 def settings(tmp_path: Path, **changes) -> Settings:
     return Settings(data_dir=tmp_path / "data").with_(**changes)
-
-
-def write_with_av(audio: Audio, path: Path, container_format: str | None = None) -> Path:
-    """Encode AAC with PyAV (its bundled FFmpeg): m4a, or raw ADTS ``.aac``."""
-    import av
-
-    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
-    with av.open(str(path), "w", format=container_format) as container:
-        stream = container.add_stream("aac", rate=audio.sample_rate, layout=layouts[audio.channels])
-        stream.bit_rate = 64_000 * audio.channels
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(audio.samples), format="fltp", layout=layouts[audio.channels]
-        )
-        frame.sample_rate = audio.sample_rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def write_fixture(audio: Audio, path: Path, fmt: str) -> Path:

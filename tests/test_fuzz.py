@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import click_track, sine
+from conftest import click_track, sine, write_with_av
 from tools.audio import Audio, load, save
 from tools.errors import ParameterError
 from tools.render import Source
@@ -88,28 +88,12 @@ def files(tmp_path_factory) -> Path:
 # Making the files ------------------------------------------------------------------------------
 
 
-def _m4a(audio: Audio, path: Path) -> Path:
-    """AAC in MP4 through PyAV (``save`` writes no m4a)."""
-    import av
-
-    layout = {1: "mono", 2: "stereo"}[audio.channels]
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=audio.sample_rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.samples), format="fltp", layout=layout)
-        frame.sample_rate = audio.sample_rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
 def _good(fmt: str, folder: Path) -> bytes:
     """One second of a stereo tone in ``fmt``, as bytes."""
     audio = Audio(sine(440.0, 1.0), 44100)
     path = folder / f".good.{fmt}"
     if not path.exists():
-        _m4a(audio, path) if fmt == "m4a" else save(audio, path)
+        write_with_av(audio, path) if fmt == "m4a" else save(audio, path)
     return path.read_bytes()
 
 
