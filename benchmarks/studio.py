@@ -23,11 +23,12 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.scratch import scratch_dir  # noqa: E402 - after the path is set
 
 REQUESTS = [
     ("style change", "make it more lo-fi"),
@@ -80,7 +81,7 @@ def main() -> int:
     for ready in (True, False):
         rows: dict[str, list[dict[str, float]]] = {}
         for attempt in range(args.repeat):
-            data = Path(tempfile.mkdtemp(prefix="remix-bench-"))
+            data = scratch_dir()
             settings = Settings(data_dir=data, separator=args.separator)
             chat = ChatBackend(settings, prepare_stems=False)
             song = demo_song_path(data)
