@@ -433,11 +433,23 @@ class Lexicon:
         for key, unit, per in self.units:
             if tuple(tokens[j : j + len(key)]) == key:
                 end = j + len(key)
+                if needs_unit and not half and self._names_at(tokens, end):
+                    return None  # "a second harmony", "a second chorus": an ordinal, not a length
                 after = 0 if half else self._half_length(tokens, end)  # "a minute and a half"
                 return Quantity(sign * (value + (0.5 if after else 0.0)) * per, unit, signed), end + after
         if needs_unit:
             return None
         return Quantity(sign * value, None, signed), j
+
+    _NAMED = frozenset({"voice", "style", "genre", "stem", "section"})
+
+    def _names_at(self, tokens: list[str], j: int) -> bool:
+        """Whether a phrase at ``j`` names a voice, style, genre, stem or section."""
+        return any(
+            kind in self._NAMED
+            for length in range(1, min(self.max_phrase, len(tokens) - j) + 1)
+            for kind, _ in self.phrases.get(tuple(tokens[j : j + length]), ())
+        )
 
     def _half_length(self, tokens: list[str], j: int) -> int:
         """Length of an "and a half" at ``j``, 0 when there is none."""

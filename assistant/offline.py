@@ -528,6 +528,10 @@ class OfflinePlanner:
             if call is not None and not clause.needs_song:
                 calls.append(call)
                 clause.strong = clause.strong or self._is_strong(obj)
+        if any(c["tool"] == "revoice" and c["args"].get("voice") == "all" for c in calls):
+            # "go back to the real singer" names what to go back to: the voices come off, and
+            # nothing else of the last turn is undone.
+            calls = [c for c in calls if not (c["tool"] == "history" and c["args"].get("action") == "undo")]
         return calls
 
     def _voice_goal(self, clause: _Clause, reading: Reading) -> bool:

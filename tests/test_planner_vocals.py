@@ -155,6 +155,40 @@ def test_back_to_the_original_is_still_the_original_song(planner):
     assert calls(planner, "back to the original", AUTOTUNE) == [{"tool": "history", "args": {"action": "reset"}}]
 
 
+FEMALE = ({"tool": "revoice", "args": {"voice": "female", "amount": 0.8}},)
+
+
+@pytest.mark.parametrize("request_", ["go back to the real singer", "go back to the original voice please", "back to her normal voice"])
+def test_going_back_to_the_singer_takes_the_voices_off_and_undoes_nothing(planner, request_):
+    assert calls(planner, request_, FEMALE) == [ALL_OFF]
+
+
+def test_go_back_alone_is_still_undo(planner):
+    assert calls(planner, "go back", FEMALE) == [{"tool": "history", "args": {"action": "undo"}}]
+
+
+@pytest.mark.parametrize(
+    "request_, expected",
+    [
+        ("thicken up the vocals with doubles", [revoice(voice="double")]),  # not louder as well
+        ("add a second harmony", [revoice(voice="harmony")]),  # "a second" is no length here
+        ("thicken up the bass", [{"tool": "separate", "args": {"action": "louder", "stems": ["bass"]}}]),
+        ("shorten it by a second", [{"tool": "rearrange", "args": {"action": "shorten", "seconds": 1}}]),
+    ],
+)
+def test_doubles_and_ordinals(planner, request_, expected):
+    assert calls(planner, request_) == expected
+
+
+@pytest.mark.parametrize("request_", ["i want it to sound like it's from a gameboy", "make it sound like a video game"])
+def test_game_sounds_are_chiptune(planner, request_):
+    assert calls(planner, request_) == [{"tool": "restyle", "args": {"change": "set", "style": "chiptune"}}]
+
+
+def test_a_second_chorus_is_not_a_length(planner):
+    assert not any(call["tool"] == "rearrange" and call["args"].get("action") == "shorten" for call in calls(planner, "add a second chorus"))
+
+
 @pytest.mark.parametrize(
     "request_, previous, expected",
     [

@@ -432,6 +432,7 @@ STYLE_ALIASES: dict[str, str] = {
     "slowed": "slowed_reverb", "slowed and reverb": "slowed_reverb", "slowed reverb": "slowed_reverb",
     "slowed + reverb": "slowed_reverb",
     "8 bit": "chiptune", "8bit": "chiptune", "8-bit": "chiptune", "chip": "chiptune",
+    "gameboy": "chiptune", "game boy": "chiptune", "video game": "chiptune", "retro game": "chiptune",
     "phone": "telephone", "old radio": "radio", "am radio": "radio",
     "under water": "underwater", "delay": "echo", "reverb": "reverb", "hall": "reverb",
     "distorted": "distortion", "overdrive": "distortion", "fuzz": "distortion",
