@@ -255,9 +255,7 @@ class Session:
                 else:
                     tool = TOOLS[call.tool]
                     if tool.apply is not None:
-                        spec = (
-                            tool.apply(self.spec, args, self.analysis) if tool.needs_analysis else tool.apply(self.spec, args)
-                        )
+                        spec = tool.edit(self.spec, args, lambda: self.analysis, self.settings)
                         if spec != self.spec:
                             self._new_version(spec, call, message)
                 applied.append(call.model_dump())

@@ -166,3 +166,25 @@ def test_a_failure_inside_a_turn_is_a_friendly_message(chat, song, monkeypatch):
     key, history, _ = chat.send(key, {"text": "make it lo-fi", "files": []}, history)
     assert "went wrong" in history[-1]["content"] and "Traceback" not in history[-1]["content"]
     assert len(session.versions) == 1 and chat.sessions[key] is session
+
+
+def test_a_cover_in_a_voice_model_says_it_takes_minutes_and_comes_back(tmp_path, song, monkeypatch):
+    """A voice model runs a network over the whole vocal: the chat says so before the render, then plays it."""
+    from test_voice_models import _save_encoder, _save_voice
+
+    from tools import voice_models as vm
+    from ui.studio import SLOW_COVER
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REMIX_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    models = tmp_path / "models"
+    _save_voice(models / vm.VOICES_SUBDIR, "Aria", seed=4)
+    _save_encoder(models / vm.VOICES_SUBDIR / vm.CONTENT_ENCODER_DIR)
+    chat = ChatBackend(Settings(data_dir=tmp_path / "data", models_dir=models, separator="dsp"))
+    key, history = chat.start(str(song))
+    key, history, _ = chat.send(key, {"text": "give it some autotune", "files": []}, history)
+    assert SLOW_COVER not in [m["content"] for m in history]  # a DSP preset is quick: no warning
+    key, history, _ = chat.send(key, {"text": "sing it in Aria's voice", "files": []}, history)
+    said = [m["content"] for m in history if isinstance(m["content"], str)]
+    assert SLOW_COVER in said and said.index(SLOW_COVER) > len(said) - 4, said[-4:]
+    assert len(audio_paths(history)) == 3 and chat.sessions[key].versions[-1].spec.voices.keys() >= {"model:aria"}

@@ -372,6 +372,23 @@ def test_long_input_is_chunked_without_clicks_and_keeps_its_length(models):
     assert np.corrcoef(out, whole)[0, 1] > 0.85
 
 
+def test_progress_counts_the_parts_and_the_time_left(models):
+    """A whole song takes minutes on a CPU: after each part the listener hears how far it got and the time left."""
+    rate = 16000
+    samples, f0, times = _vocal(13.0, rate, channels=1, pauses=False)
+    chunked = vm.load_voice_model("My_Singer", models).with_chunking(chunk_s=3.0, context_s=0.5, overlap_s=0.2)
+    count = len(chunked.chunks(samples, rate))
+    told: list[tuple[float, str]] = []
+    quiet = chunked.convert(samples, rate, f0, times, seed=3)
+    out = chunked.convert(samples, rate, f0, times, seed=3, progress=lambda fraction, words: told.append((fraction, words)))
+    assert np.array_equal(out, quiet)  # telling changes nothing
+    fractions = [fraction for fraction, _ in told]
+    assert len(told) == count and fractions == sorted(fractions) and 0 < fractions[0] < fractions[-2] < 1 == fractions[-1]
+    assert told[0][1].startswith(f"voice model My_Singer: part 2 of {count}, about ") and told[0][1].endswith(" s left")
+    assert told[-1][1] == "voice model My_Singer: done"
+    assert chunked._pace(1, 9, 100, 900, 60.0).endswith("part 2 of 9, about 8 min left")  # 800 frames at 100 a minute
+
+
 def test_v1_model_uses_final_proj_of_layer_9(tmp_path):
     folder = tmp_path / "models" / "voices"
     settings = Settings(data_dir=tmp_path, models_dir=tmp_path / "models")

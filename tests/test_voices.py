@@ -465,8 +465,10 @@ def test_a_cover_in_a_voice_models_timbre_renders_and_credits_the_model(tmp_path
         "test",
         "true-stems",
     )
-    result = renderer.render(source, spec)
+    stages: list[str] = []
+    result = renderer.render(source, spec, progress=lambda stage, index, count: stages.append(stage))
     assert result.audio.frames == voice.shape[1] and np.all(np.isfinite(result.audio.samples))
+    assert "stem_mix: voice model Aria: done 100%" in stages  # the model's own progress reaches the listener
     assert any("timbre of the voice model Aria" in note for note in result.notes)
     assert any("voice model Aria" in c and "CC-BY 4.0" in c for c in result.provenance)
     converted = context.voiced_stems(spec)["vocals"].samples
@@ -499,3 +501,19 @@ def test_a_recipe_renders_the_same_every_time(voice):
     first = _run(voice, voices)
     vx._ENGINES.clear()
     assert np.array_equal(first, _run(voice, voices))
+
+
+def test_voice_models_are_looked_up_in_the_settings_given(tmp_path, monkeypatch):
+    """A studio or script with its own settings finds its voice models there, not in the environment's folder."""
+    from test_voice_models import _save_voice
+
+    from tools import voice_models as vm
+    from tools.settings import Settings
+
+    monkeypatch.setenv("REMIX_MODELS_DIR", str(tmp_path / "elsewhere"))
+    models = tmp_path / "models"
+    _save_voice(models / vm.VOICES_SUBDIR, "Aria", seed=4)
+    call = [{"tool": "revoice", "args": {"voice": "aria"}}]
+    assert set(apply_calls(call, settings=Settings(data_dir=tmp_path / "data", models_dir=models)).voices) == {"model:aria"}
+    with pytest.raises(vm.VoiceModelMissing):
+        apply_calls(call)  # the environment's folder has none

@@ -64,6 +64,14 @@ class Tool:
     args_model: type[BaseModel]
     apply: Callable[..., RemixSpec] | None  # None: no spec edit (describe)
     needs_analysis: bool = False  # apply takes the song's analysis as a third argument
+    needs_settings: bool = False  # apply takes the settings (where voice models are) as ``settings``
+
+    def edit(self, spec: RemixSpec, args: BaseModel, analysis: Any = None, settings: Any = None) -> RemixSpec:
+        """``apply`` with what this tool needs: the analysis (or a function giving it), the settings."""
+        if self.needs_analysis:
+            extra: dict[str, Any] = {"settings": settings} if self.needs_settings else {}
+            return self.apply(spec, args, analysis() if callable(analysis) else analysis, **extra)
+        return self.apply(spec, args)
 
 
 TOOLS: dict[str, Tool] = {
@@ -72,7 +80,7 @@ TOOLS: dict[str, Tool] = {
     "genre_shift": Tool("genre_shift", genre.GenreShiftArgs, genre.apply),
     "rearrange": Tool("rearrange", arrange.RearrangeArgs, arrange.apply, needs_analysis=True),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
-    "revoice": Tool("revoice", voices.RevoiceArgs, voices.apply, needs_analysis=True),
+    "revoice": Tool("revoice", voices.RevoiceArgs, voices.apply, needs_analysis=True, needs_settings=True),
     "history": Tool("history", HistoryArgs, None),
     "describe": Tool("describe", DescribeArgs, None),
 }
@@ -97,13 +105,16 @@ def validate_call(call: ToolCall) -> BaseModel:
         raise ParameterError(f"{call.tool} arguments {json.dumps(call.args)} are invalid: {problems}") from None
 
 
-def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None, analysis: Any = None) -> RemixSpec:
+def apply_calls(
+    calls: list[ToolCall | dict], spec: RemixSpec | None = None, analysis: Any = None, settings: Any = None
+) -> RemixSpec:
     """Apply calls in order to ``spec`` (default: a fresh spec) and return the current version.
 
     Every call that edits the spec makes a new version after the current one (dropping any
     redo branch, as an editor does); ``history`` moves the pointer through those versions.
     ``analysis`` (the song's Analysis, or a function that returns it, called only when a
-    call needs it) serves tools that work on the song's sections.
+    call needs it) serves tools that work on the song's sections; ``settings`` (default: the
+    environment's) tells where voice models are installed.
     """
     versions = [spec or RemixSpec()]
     current = 0
@@ -129,12 +140,9 @@ def apply_calls(calls: list[ToolCall | dict], spec: RemixSpec | None = None, ana
         tool = TOOLS[call.tool]
         if tool.apply is None:
             continue
-        if tool.needs_analysis:
-            if callable(analysis):
-                analysis = analysis()
-            edited = tool.apply(versions[current], args, analysis)
-        else:
-            edited = tool.apply(versions[current], args)
+        if tool.needs_analysis and callable(analysis):
+            analysis = analysis()
+        edited = tool.edit(versions[current], args, analysis, settings)
         versions = versions[: current + 1] + [edited]
         current += 1
     return versions[current]

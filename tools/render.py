@@ -183,6 +183,7 @@ class RenderContext:
             cache_key=f"{self.source.key}:{self.separator.model_id}" if persistent else None,
             cache_folder=self.settings.cache_dir / "pitch" if persistent else None,
             settings=self.settings,
+            progress=self.progress,
         )
 
     def stems_for(self, spec: RemixSpec) -> dict[str, Audio]:

@@ -43,6 +43,7 @@ import tempfile
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
@@ -429,6 +430,7 @@ class VoiceContext:
     settings: object | None = None
     notes: list[str] = field(default_factory=list)
     credits: list[str] = field(default_factory=list)
+    progress: Callable[[float, str], None] | None = None  # (fraction, words), for the slow voice models
 
 
 _PRAAT_RANDOM = threading.Lock()
@@ -750,7 +752,7 @@ def _convert(x: np.ndarray, sr: int, name: str, setting: VoiceSettings, mask, ct
 
     converter = load_voice_model(name, ctx.settings)
     track = pitch_tracking.track(x.mean(axis=0), sr)
-    converted = converter.convert(x, sr, track.f0, track.times, 0.0, seed=ctx.seed)
+    converted = converter.convert(x, sr, track.f0, track.times, 0.0, seed=ctx.seed, progress=ctx.progress)
     converted = converted * np.float32(fx.rms(x) / max(fx.rms(converted), 1e-9))
     mixed = fx.equal_power_blend(x, converted.astype(np.float32), setting.amount)
     info = converter.info

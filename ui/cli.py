@@ -180,7 +180,7 @@ def _cmd_render(args) -> int:
 
             return analyze_cached(source.audio, source.key, settings)
 
-        spec = apply_calls(calls, analysis=analysis)
+        spec = apply_calls(calls, analysis=analysis, settings=settings)
         lineage.append(
             {
                 "version": 1,

@@ -313,6 +313,8 @@ class ChatBackend:
         label = turn.reply.split(". ")[0].rstrip(".") if turn.reply else session.versions[number].summary
         preview_at = None
         if not session.is_rendered(number):
+            if _sings_in_a_voice_model(turn.calls):
+                history.append({"role": "assistant", "content": SLOW_COVER})
             yield key, history, None
             try:
                 preview = session.preview(number)
@@ -535,6 +537,25 @@ _STAGE_WORDS = {
     "master": "mastering",
     "done": "done",
 }
+
+
+SLOW_COVER = (
+    "_Singing it in a voice model's timbre runs a neural network over the whole vocal: "
+    "it takes minutes on this computer. The progress bar shows the time left._"
+)
+
+
+def _sings_in_a_voice_model(calls) -> bool:
+    """Whether a turn asks for a voice model (not a DSP preset): the one render that takes minutes."""
+    from tools.voices import resolve_voice
+
+    return any(
+        call["tool"] == "revoice"
+        and call["args"].get("change", "set") != "remove"
+        and resolve_voice(str(call["args"].get("voice", ""))) is None
+        and str(call["args"].get("voice", "")).strip().lower() != "all"
+        for call in calls
+    )
 
 
 def _stage_words(stage: str) -> str:
