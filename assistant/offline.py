@@ -83,6 +83,9 @@ class _Object:
     quantities: list[Quantity] = field(default_factory=list)
 
 
+SECTION_LIMIT_NOTE = "A style or genre covers the whole song: it cannot be kept to one section yet, so the whole song has it."
+
+
 @dataclass
 class _Clause:
     """A clause's spans, read into objects, modifiers and operations left over."""
@@ -182,7 +185,7 @@ class OfflinePlanner:
         reading = self._voice_models(self.lexicon.read(message))
         notes += [f"read {typed!r} as {read!r}" for typed, read in reading.corrections]
         previous = [dict(call) for call in context.previous_calls]
-        clauses = [self._read_clause(spans, reading) for spans in self._clauses(reading)]
+        clauses = [self._read_clause(spans, reading) for spans in self._clauses(reading, notes)]
         calls: list[Call] = []
         unplaced: list[_Clause] = []
         wanted_context = False
@@ -312,7 +315,7 @@ class OfflinePlanner:
 
     # ------------------------------------------------------------------------------ clauses
 
-    def _clauses(self, reading: Reading) -> list[list[Span]]:
+    def _clauses(self, reading: Reading, notes: list[str]) -> list[list[Span]]:
         """Spans split at boundaries, then coordinated clauses joined (see the module doc)."""
         raw: list[list[Span]] = [[]]
         for span in reading.spans:
@@ -322,24 +325,30 @@ class OfflinePlanner:
                 raw[-1].append(span)
         out: list[list[Span]] = []
         for spans in (s for s in raw if s):
-            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1]) or self._limits_voice(spans, out[-1], reading)):
+            limits = self._section_limit(spans, out[-1], reading) if out else set()
+            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1]) or "voice" in limits):
                 out[-1] = out[-1] + spans
+            elif limits & {"style", "genre"}:
+                # "add reverb, only in the chorus": a style or genre covers the whole song; the
+                # limit must not become "keep only the chorus", which would cut the rest.
+                notes.append(SECTION_LIMIT_NOTE)
             elif out and self._joins(out[-1], spans) and not self._strong_ops(out[-1]):
                 out[-1] = out[-1] + spans
             else:
                 out.append(spans)
         return out
 
-    def _limits_voice(self, spans: list[Span], host: list[Span], reading: Reading) -> bool:
-        """``spans`` is only "only" and a section ("..., only in verse 2") and ``host`` makes a vocal change (grammar.toml [section_limits])."""
+    def _section_limit(self, spans: list[Span], host: list[Span], reading: Reading) -> set[str]:
+        """What ``host`` changes (voice, style, genre) when ``spans`` is only "only" and a section
+        ("..., only in verse 2"); empty otherwise (grammar.toml [section_limits])."""
         ops = [s for s in spans if s.kind == "op"]
         if len(ops) != 1 or ops[0].value != "isolate" or tuple(reading.tokens[ops[0].start : ops[0].end]) not in self.limit_words:
-            return False
+            return set()
         if not any(s.kind == "section" for s in spans):
-            return False
+            return set()
         if not all(s.kind in ("op", "section", "ordinal", "every", "number", "target_prep", "intensity") for s in spans):
-            return False
-        return "voice" in self._kinds(host, implied=True)
+            return set()
+        return self._kinds(host, implied=True) & {"voice", "style", "genre"}
 
     def _strong_ops(self, spans: list[Span]) -> bool:
         return any(s.kind == "compound" or (s.kind == "op" and self.op_rank[s.value] > 0) for s in spans)

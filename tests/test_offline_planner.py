@@ -452,3 +452,24 @@ def test_remix_plan_batch_through_the_installed_command(models_dir, tmp_path):
     done = subprocess.run([str(remix), "plan", "--batch", str(batch)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["calls"][0]["tool"] for line in done.stdout.splitlines()] == ["restyle", "history"]
+
+
+@pytest.mark.parametrize(
+    "request_, expected",
+    [
+        ("add reverb, only in the chorus", {"tool": "restyle", "args": {"change": "set", "style": "reverb"}}),
+        ("make it lo-fi, only the intro", {"tool": "restyle", "args": {"change": "set", "style": "lofi"}}),
+        ("turn it into house, just in the chorus", {"tool": "genre_shift", "args": {"change": "set", "genre": "house"}}),
+    ],
+)
+def test_a_style_limited_to_a_section_covers_the_song_and_cuts_nothing(planner, analysis, request_, expected):
+    """A style cannot be kept to one section: the whole song gets it, with a note, and "only" cuts nothing."""
+    from assistant.offline import SECTION_LIMIT_NOTE
+
+    result = planner.plan(request_, PlanContext(analysis=analysis))
+    assert list(result.calls) == [expected] and SECTION_LIMIT_NOTE in result.notes
+
+
+def test_keep_only_after_a_style_still_keeps_only(planner, analysis):
+    result = planner.plan("add reverb, keep only the chorus", PlanContext(analysis=analysis))
+    assert {"tool": "rearrange", "args": {"action": "keep_only", "section": "chorus"}} in result.calls
