@@ -83,7 +83,7 @@ class _Object:
     quantities: list[Quantity] = field(default_factory=list)
 
 
-SECTION_LIMIT_NOTE = "A style or genre covers the whole song: it cannot be kept to one section yet, so the whole song has it."
+SECTION_LIMIT_NOTE = "A genre covers the whole song: it cannot be kept to one section, so the whole song has it."
 
 
 @dataclass
@@ -326,10 +326,10 @@ class OfflinePlanner:
         out: list[list[Span]] = []
         for spans in (s for s in raw if s):
             limits = self._section_limit(spans, out[-1], reading) if out else set()
-            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1]) or "voice" in limits):
+            if out and (self._modifiers_only(spans) or self._joins(spans, out[-1]) or limits & {"voice", "style"}):
                 out[-1] = out[-1] + spans
-            elif limits & {"style", "genre"}:
-                # "add reverb, only in the chorus": a style or genre covers the whole song; the
+            elif "genre" in limits:
+                # "turn it into house, only in the chorus": a genre covers the whole song; the
                 # limit must not become "keep only the chorus", which would cut the rest.
                 notes.append(SECTION_LIMIT_NOTE)
             elif out and self._joins(out[-1], spans) and not self._strong_ops(out[-1]):
@@ -558,9 +558,10 @@ class OfflinePlanner:
         return False
 
     def _voice_location(self, clause: _Clause, reading: Reading) -> _Object | None:
-        """The section a clause's vocal change is limited to, if it names one.
+        """The section a clause's vocal change or style is limited to, if it names one.
 
-        A vocal change is a named voice (or a stem verb that makes one: "double the vocals").
+        A vocal change is a named voice (or a stem verb that makes one: "double the vocals");
+        a named style is read the same way ("reverb only in the chorus", "make the intro lo-fi").
         Its section is one with no operation of its own ("harmonies in the chorus", "the last
         chorus needs a choir"), only "only" ("autotune only on verse 2"), or a generic verb that
         has the section as its recipient ("give the chorus some harmonies", "make verse 2 a
@@ -568,7 +569,7 @@ class OfflinePlanner:
         chorus harmonies"), and the voice takes the verb. A section with its own arranging verb
         ("cut the chorus") or a place to go ("put the chorus first") stays an arrangement.
         """
-        voices = [o for o in clause.objects if o.kind == "voice" and o.value is not None]
+        voices = [o for o in clause.objects if o.kind in ("voice", "style") and o.value is not None]
         makers = [
             o for o in clause.objects
             if o.kind == "stem" and o.op and self.rules.get(o.op, {}).get("stem", {}).get("tool") == "revoice"
@@ -644,6 +645,8 @@ class OfflinePlanner:
             target = next((t for t in targets if len(t.value) == 1), None)
             if target is not None:
                 args["target"] = target.value[0]
+            if clause.location is not None and clause.location.value is not None:
+                args["section"] = clause.location.value
             self._amounts(args, clause, levels)
         elif tool == "genre_shift":
             if obj.kind == "genre":

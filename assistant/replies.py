@@ -194,6 +194,8 @@ def _fields(tool: str, args: dict[str, Any]) -> dict[str, str]:
     if tool == "revoice":
         fields.update(_voice_fields(args, fields["amount"]))
         fields["section"] = _in_section(str(section)) if section else ""
+    elif tool == "restyle":
+        fields["section"] = _in_section(str(section)) if section else ""
     else:
         fields["section"] = section or words["sections"]
     times = args.get("times") or 2

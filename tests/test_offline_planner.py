@@ -457,17 +457,25 @@ def test_remix_plan_batch_through_the_installed_command(models_dir, tmp_path):
 @pytest.mark.parametrize(
     "request_, expected",
     [
-        ("add reverb, only in the chorus", {"tool": "restyle", "args": {"change": "set", "style": "reverb"}}),
-        ("make it lo-fi, only the intro", {"tool": "restyle", "args": {"change": "set", "style": "lofi"}}),
-        ("turn it into house, just in the chorus", {"tool": "genre_shift", "args": {"change": "set", "genre": "house"}}),
+        ("add reverb, only in the chorus", {"style": "reverb", "section": "chorus"}),
+        ("add reverb in the chorus", {"style": "reverb", "section": "chorus"}),
+        ("make the intro lo-fi", {"style": "lofi", "section": "intro"}),
+        ("put reverb on the vocals in verse 2", {"style": "reverb", "target": "vocals", "section": "verse 2"}),
+        ("add reverb", {"style": "reverb"}),
     ],
 )
-def test_a_style_limited_to_a_section_covers_the_song_and_cuts_nothing(planner, analysis, request_, expected):
-    """A style cannot be kept to one section: the whole song gets it, with a note, and "only" cuts nothing."""
+def test_a_style_can_be_kept_to_a_section(planner, analysis, request_, expected):
+    """ "only in the chorus" after a style keeps the style there; it does not cut the song to the chorus."""
+    result = planner.plan(request_, PlanContext(analysis=analysis))
+    assert list(result.calls) == [{"tool": "restyle", "args": {"change": "set", **expected}}]
+
+
+def test_a_genre_limited_to_a_section_covers_the_song_and_cuts_nothing(planner, analysis):
     from assistant.offline import SECTION_LIMIT_NOTE
 
-    result = planner.plan(request_, PlanContext(analysis=analysis))
-    assert list(result.calls) == [expected] and SECTION_LIMIT_NOTE in result.notes
+    result = planner.plan("turn it into house, just in the chorus", PlanContext(analysis=analysis))
+    assert list(result.calls) == [{"tool": "genre_shift", "args": {"change": "set", "genre": "house"}}]
+    assert SECTION_LIMIT_NOTE in result.notes
 
 
 def test_keep_only_after_a_style_still_keeps_only(planner, analysis):

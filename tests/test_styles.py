@@ -308,3 +308,96 @@ def test_styles_end_where_the_song_ends(music):
     # A song that ends at full level is left alone.
     loud = apply_styles(Audio(music, SR), {"reverb": StyleSettings(amount=1.0)}, CTX).samples
     assert np.allclose(loud, PRESETS["reverb"].chain(music, SR, 1.0, CTX))
+
+
+# ------------------------------------------------------------------ a style kept to one section
+
+_LAYOUT = [("intro", 0.0, 3.0), ("verse", 3.0, 6.0), ("chorus", 6.0, 9.0), ("outro", 9.0, 12.0)]
+
+
+def _sectioned_song():
+    """12 s of chords and noise with known sections, its analysis set on a renderer (no separation)."""
+    from tools.analyze import Analysis, Section
+
+    rate = 22050
+    t = np.arange(12 * rate) / rate
+    rng = np.random.default_rng(5)
+    tone = sum(np.sin(2 * np.pi * f * t) for f in (110.0, 220.0, 330.0, 2500.0)) * 0.1 + 0.02 * rng.standard_normal(t.size)
+    source = Source.from_audio(Audio(np.repeat(tone[None, :].astype(np.float32), 2, axis=0), rate))
+    sections = [
+        Section(id=f"s{i}", name=label, label=label, ordinal=1, start=start, end=end, energy=0.8)
+        for i, (label, start, end) in enumerate(_LAYOUT)
+    ]
+    analysis = Analysis(
+        duration_s=12.0, sample_rate=rate, tempo=120.0, beats=list(np.arange(0.0, 12.0, 0.5)), downbeats=list(np.arange(0.0, 12.0, 2.0)),
+        beats_per_bar=4, sections=sections, key="A", mode="minor", key_confidence=0.8, loudness_lufs=-14.0,
+    )  # fmt: skip
+    renderer = Renderer(disk=False)
+    renderer.context(source)._analysis = analysis
+    return renderer, source, analysis
+
+
+def _changed(renderer, source, calls, analysis) -> np.ndarray:
+    """RMS per 0.25 s of the difference the calls make (the master off, so levels compare)."""
+    base = RemixSpec().update(master=RemixSpec().master.model_copy(update={"enabled": False}))
+    plain = renderer.render(source, apply_calls([c for c in calls if c["tool"] != "restyle"], base, analysis=analysis))
+    styled = renderer.render(source, apply_calls(calls, base, analysis=analysis))
+    rate = styled.audio.sample_rate
+    diff = (styled.audio.samples - plain.audio.samples).mean(axis=0)
+    hop = rate // 4
+    return np.sqrt(np.mean(diff[: diff.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
+
+
+def test_a_style_kept_to_the_chorus_changes_the_chorus_only():
+    renderer, source, analysis = _sectioned_song()
+    change = _changed(renderer, source, [{"tool": "restyle", "args": {"style": "telephone", "amount": 1.0, "section": "chorus"}}], analysis)
+    inside, before, after = change[25:35], change[:23], change[38:]  # 6.25-8.75 s; up to 5.75 s; from 9.5 s (its tail rings 0.3 s)
+    assert inside.min() > 0.02 and before.max() < 1e-4 and after.max() < 1e-4, (inside.min(), before.max(), after.max())
+
+
+def test_a_kept_style_follows_its_section_through_a_rearrangement_and_a_tempo_change():
+    renderer, source, analysis = _sectioned_song()
+    calls = [
+        {"tool": "rearrange", "args": {"action": "move", "section": "chorus", "position": "start"}},
+        {"tool": "tempo_pitch", "args": {"tempo_pct": 25}},
+        {"tool": "restyle", "args": {"style": "telephone", "amount": 1.0, "section": "chorus"}},
+    ]
+    change = _changed(renderer, source, calls, analysis)
+    # The chorus now opens the song and plays 1.25x faster: 0-2.4 s.
+    assert change[1:9].min() > 0.02 and change[12:].max() < 1e-4, (change[1:9].min(), change[12:].max())
+
+
+def test_a_kept_style_is_checked_and_refinements_keep_its_section():
+    _, _, analysis = _sectioned_song()
+    spec = apply_calls([{"tool": "restyle", "args": {"style": "reverb", "section": "chorus"}}], analysis=analysis)
+    assert spec.styles["reverb"] == StyleSettings(amount=0.5, section="chorus")
+    spec = apply_calls([{"tool": "restyle", "args": {"style": "reverb", "change": "more"}}], spec, analysis=analysis)
+    assert spec.styles["reverb"].section == "chorus" and spec.styles["reverb"].amount == pytest.approx(0.7)
+    spec = apply_calls([{"tool": "restyle", "args": {"style": "reverb"}}], spec, analysis=analysis)
+    assert spec.styles["reverb"].section is None  # set again without a section: the whole song
+    with pytest.raises(ParameterError, match="bridge"):
+        apply_calls([{"tool": "restyle", "args": {"style": "lofi", "section": "bridge"}}], analysis=analysis)
+    with pytest.raises(ParameterError, match="speed"):
+        apply_calls([{"tool": "restyle", "args": {"style": "nightcore", "section": "chorus"}}], analysis=analysis)
+
+
+def test_a_kept_style_whose_section_was_cut_is_silent_with_a_note():
+    renderer, source, analysis = _sectioned_song()
+    spec = apply_calls(
+        [
+            {"tool": "restyle", "args": {"style": "telephone", "section": "chorus"}},
+            {"tool": "rearrange", "args": {"action": "remove", "section": "chorus"}},
+        ],
+        analysis=analysis,
+    )
+    result = renderer.render(source, spec)
+    assert result.audio.duration_s == pytest.approx(9.0, abs=0.05)
+    assert any("no chorus" in note for note in result.notes), result.notes
+
+
+def test_a_style_on_the_whole_song_keeps_its_render_key():
+    """Styles without a section render as before the section existed: their stage keys did not move."""
+    from tools.render import _STYLES
+
+    spec = RemixSpec(styles={"lofi": StyleSettings(amount=0.5)})
+    assert _STYLES(spec) == {"lofi": {"amount": 0.5, "target": "mix"}}

@@ -63,20 +63,24 @@ class Tool:
     name: str
     args_model: type[BaseModel]
     apply: Callable[..., RemixSpec] | None  # None: no spec edit (describe)
-    needs_analysis: bool = False  # apply takes the song's analysis as a third argument
+    # apply takes the song's analysis as a third argument: always, or for the args this says
+    needs_analysis: bool | Callable[[BaseModel], bool] = False
     needs_settings: bool = False  # apply takes the settings (where voice models are) as ``settings``
+
+    def wants_analysis(self, args: BaseModel) -> bool:
+        return bool(self.needs_analysis(args) if callable(self.needs_analysis) else self.needs_analysis)
 
     def edit(self, spec: RemixSpec, args: BaseModel, analysis: Any = None, settings: Any = None) -> RemixSpec:
         """``apply`` with what this tool needs: the analysis (or a function giving it), the settings."""
-        if self.needs_analysis:
-            extra: dict[str, Any] = {"settings": settings} if self.needs_settings else {}
+        extra: dict[str, Any] = {"settings": settings} if self.needs_settings else {}
+        if self.wants_analysis(args):
             return self.apply(spec, args, analysis() if callable(analysis) else analysis, **extra)
-        return self.apply(spec, args)
+        return self.apply(spec, args, **extra)
 
 
 TOOLS: dict[str, Tool] = {
     "separate": Tool("separate", separate.SeparateArgs, separate.apply),
-    "restyle": Tool("restyle", styles.RestyleArgs, styles.apply),
+    "restyle": Tool("restyle", styles.RestyleArgs, styles.apply, needs_analysis=lambda args: args.section is not None),
     "genre_shift": Tool("genre_shift", genre.GenreShiftArgs, genre.apply),
     "rearrange": Tool("rearrange", arrange.RearrangeArgs, arrange.apply, needs_analysis=True),
     "tempo_pitch": Tool("tempo_pitch", tempo_pitch.TempoPitchArgs, tempo_pitch.apply),
@@ -140,7 +144,7 @@ def apply_calls(
         tool = TOOLS[call.tool]
         if tool.apply is None:
             continue
-        if tool.needs_analysis and callable(analysis):
+        if tool.wants_analysis(args) and callable(analysis):
             analysis = analysis()
         edited = tool.edit(versions[current], args, analysis, settings)
         versions = versions[: current + 1] + [edited]

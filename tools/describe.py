@@ -46,6 +46,7 @@ def describe(analysis, spec: RemixSpec | None = None) -> str:
         changes.append(f"pitch {spec.pitch.semitones:+g} semitones")
     for name, style in spec.effective_styles().items():
         where = "" if style.target == "mix" else f" on the {style.target}"
+        where += f" in the {style.section}" if style.section else ""
         changes.append(f"{name.replace('_', ' ')} {style.amount:g}{where}")
     for name, voice in spec.effective_voices().items():
         title = f"sung by the voice model {name[len(MODEL_PREFIX):]}" if name.startswith(MODEL_PREFIX) else VOICE_PRESETS[name].title

@@ -217,6 +217,30 @@ class RenderContext:
             key = (key + int(round(spec.pitch.semitones))) % 12
         return StyleContext(bpm=bpm, key_pitch_class=key, seed=int(self.source.key[:8], 16))
 
+    def section_finder(self, spec: RemixSpec, duration_s: float) -> Callable[[str], list[tuple[float, float]]]:
+        """Where a named section plays in ``spec``'s version, timed for audio ``duration_s`` long.
+
+        The sections are the arranged ones (a moved chorus is found where it now plays), scaled
+        to the audio's length, which tempo changes and genre shifts stretch evenly. A section
+        the version no longer has (cut since, or outside a preview's window) plays nowhere,
+        with a note.
+        """
+        from .errors import ParameterError
+        from .sections import section_spans
+
+        analysis = self.analysis_for(spec)
+        scale = duration_s / analysis.duration_s if analysis.duration_s > 0 else 1.0
+
+        def find(section: str) -> list[tuple[float, float]]:
+            try:
+                return [(start * scale, end * scale) for start, end in section_spans(section, analysis)]
+            except ParameterError:
+                if self.separate_on_demand:  # a whole render, not a preview window
+                    self.notes.append(f"this version has no {section}, so the style kept to it is not heard")
+                return []
+
+        return find
+
     @property
     def analysis(self):
         if self._analysis is None:
@@ -260,7 +284,12 @@ def _run_stem_mix(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audi
     stems = dict(context.stems_for(spec))
     targeted = stem_styles(spec)
     if targeted:
-        style_context = replace(context.style_context(spec, after_tempo=False), keep_length=True)
+        duration_s = max(stem.duration_s for stem in stems.values())
+        style_context = replace(
+            context.style_context(spec, after_tempo=False),
+            keep_length=True,
+            sections=context.section_finder(spec, duration_s),
+        )
         for name in sorted({s.target for s in targeted.values()}):
             chosen = {k: v for k, v in targeted.items() if v.target == name}
             stems[name] = apply_styles(stems[name], chosen, style_context)
@@ -334,7 +363,8 @@ def _run_tempo_pitch(audio: Audio, spec: RemixSpec, context: RenderContext) -> A
 def _run_styles(audio: Audio, spec: RemixSpec, context: RenderContext) -> Audio:
     from .styles import apply_styles, mix_styles
 
-    return apply_styles(audio, mix_styles(spec), context.style_context(spec, after_tempo=True))
+    style_context = replace(context.style_context(spec, after_tempo=True), sections=context.section_finder(spec, audio.duration_s))
+    return apply_styles(audio, mix_styles(spec), style_context)
 
 
 def apply_fades(audio: Audio, fade_in_s: float, fade_out_s: float) -> Audio:
@@ -362,7 +392,7 @@ _ORDER = lambda spec: spec.arrangement.order_part()  # noqa: E731
 def _STEMS(spec: RemixSpec) -> dict:
     section = {
         "stems": {k: v.model_dump() for k, v in sorted(spec.effective_stems().items())},
-        "styles": {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target != "mix"},
+        "styles": {k: v.model_dump(exclude_none=True) for k, v in spec.effective_styles().items() if v.target != "mix"},
     }
     voices = spec.effective_voices()
     if voices:
@@ -374,7 +404,8 @@ def _STEMS(spec: RemixSpec) -> dict:
 
 _GENRE = lambda spec: spec.genre.model_dump() if spec.genre.name and spec.genre.amount > 0 else None  # noqa: E731
 _TEMPO = lambda spec: {"tempo": spec.tempo.model_dump(), "pitch": spec.pitch.model_dump()}  # noqa: E731
-_STYLES = lambda spec: {k: v.model_dump() for k, v in spec.effective_styles().items() if v.target == "mix"}  # noqa: E731
+# exclude_none: a style on the whole song keeps the key it had before styles could take a section
+_STYLES = lambda spec: {k: v.model_dump(exclude_none=True) for k, v in spec.effective_styles().items() if v.target == "mix"}  # noqa: E731
 _FADES = lambda spec: spec.arrangement.fades_part()  # noqa: E731
 _MASTER = lambda spec: spec.master.model_dump()  # noqa: E731
 

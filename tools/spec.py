@@ -47,6 +47,7 @@ class StyleSettings(_Section):
 
     amount: float = Field(0.5, ge=0.0, le=1.0, description="0 is no effect, 1 the full preset")
     target: StyleTarget = Field("mix", description="apply to the whole mix or to one stem")
+    section: str | None = Field(None, max_length=64, description="only in this section ('chorus' means every chorus)")
 
 
 class VoiceSettings(_Section):

@@ -25,12 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import effects as fx
 from .audio import Audio
 from .errors import ParameterError
+from .sections import section_mask, section_spans
 from .spec import RemixSpec, StyleSettings, StyleTarget
 
 __all__ = [
     "PRESETS",
     "STYLE_ALIASES",
     "STYLES_VERSION",
+    "SPEED_STYLES",
     "DEFAULT_AMOUNT",
     "DEFAULT_STEP",
     "Preset",
@@ -58,6 +60,7 @@ class StyleContext:
     key_pitch_class: int | None = None  # 0 = C ... 11 = B
     seed: int = 0
     keep_length: bool = False  # a stem must keep its length: speed styles shift pitch only
+    sections: Callable[[str], list[tuple[float, float]]] | None = None  # where a named section plays
 
 
 Chain = Callable[[np.ndarray, int, float, StyleContext], np.ndarray]
@@ -471,7 +474,8 @@ class RestyleArgs(BaseModel):
 
     `change`: `set` applies the style at `amount` (default 0.5; 1 is the full effect); `more`
     and `less` step its amount by `step` (default 0.2); `remove` takes it off. `target` puts
-    the style on one stem only ("reverb on the vocals"). Several styles stack.
+    the style on one stem only ("reverb on the vocals"); `section` keeps it to a part of the
+    song ("reverb only in the chorus"; "chorus" means every chorus). Several styles stack.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -481,6 +485,9 @@ class RestyleArgs(BaseModel):
     change: Literal["set", "more", "less", "remove"] = Field("set", description="set, step up or down, or remove")
     target: StyleTarget = Field("mix", description="the whole mix, or one stem")
     step: float | None = Field(None, gt=0.0, le=1.0, description="size of a more/less step (default 0.2)")
+    section: str | None = Field(
+        None, max_length=64, description="only in this section ('chorus', 'verse 2', 'intro'); none for the whole song"
+    )
 
     @field_validator("style", mode="before")
     @classmethod
@@ -488,14 +495,29 @@ class RestyleArgs(BaseModel):
         return resolve_style(value) if isinstance(value, str) else value
 
 
-def apply(spec: RemixSpec, args: RestyleArgs) -> RemixSpec:
-    """The spec with this restyle applied."""
+# Styles that change the song's speed, and so its length: they cannot be kept to one section.
+SPEED_STYLES = ("nightcore", "slowed_reverb", "vaporwave")
+
+
+def apply(spec: RemixSpec, args: RestyleArgs, analysis=None) -> RemixSpec:
+    """The spec with this restyle applied (``analysis``, when given, checks the section)."""
     styles = dict(spec.styles)
     current = styles.get(args.style)
     step = args.step if args.step is not None else DEFAULT_STEP
+    section = args.section
+    if section is not None and args.change != "remove":
+        if args.style in SPEED_STYLES and args.target == "mix":
+            raise ParameterError(
+                f"{PRESETS[args.style].title} changes the song's speed, so it cannot be kept to the {section}; "
+                "it can go on the whole song"
+            )
+        if analysis is not None:
+            section_spans(section, analysis)  # raises ParameterError listing the song's sections
+    if section is None and current is not None and args.change in ("more", "less"):
+        section = current.section  # "more reverb" after "reverb in the chorus" stays in the chorus
     if args.change == "set":
         styles[args.style] = StyleSettings(
-            amount=args.amount if args.amount is not None else DEFAULT_AMOUNT, target=args.target
+            amount=args.amount if args.amount is not None else DEFAULT_AMOUNT, target=args.target, section=section
         )
     elif args.change == "remove":
         if current is None:
@@ -515,7 +537,7 @@ def apply(spec: RemixSpec, args: RestyleArgs) -> RemixSpec:
         if amount <= 1e-9:
             styles.pop(args.style, None)
         else:
-            styles[args.style] = StyleSettings(amount=round(amount, 6), target=target)
+            styles[args.style] = StyleSettings(amount=round(amount, 6), target=target, section=section)
     return spec.update(styles=styles)
 
 
@@ -553,6 +575,16 @@ def end_like(before: np.ndarray, after: np.ndarray, sr: int, fade_s: float = 1.5
     return out
 
 
+def _kept_to(section: str, before: np.ndarray, after: np.ndarray, sr: int, ctx: StyleContext, name: str) -> np.ndarray:
+    """``after`` inside ``section`` (faded in and out, a short tail let ring), ``before`` elsewhere."""
+    if ctx.sections is None:
+        raise ParameterError(f"the {name} style is kept to the {section}, but this render knows no sections")
+    if after.shape != before.shape:
+        raise ParameterError(f"the {name} style changes the song's length, so it cannot be kept to the {section}")
+    mask = section_mask(ctx.sections(section), before.shape[1], sr)
+    return before + mask * (after - before)
+
+
 def apply_styles(audio: Audio, styles: dict[str, StyleSettings], ctx: StyleContext) -> Audio:
     """Run the given styles over ``audio`` in stacking order; amount 0 styles are skipped (identity)."""
     samples = audio.samples
@@ -562,8 +594,11 @@ def apply_styles(audio: Audio, styles: dict[str, StyleSettings], ctx: StyleConte
             raise ParameterError(f"unknown style {name!r} in the recipe; the styles are: {', '.join(PRESETS)}")
         if settings.amount <= 0:
             continue
-        samples = preset.chain(np.asarray(samples, dtype=np.float32), audio.sample_rate, float(settings.amount), ctx)
+        before = np.asarray(samples, dtype=np.float32)
+        samples = preset.chain(before, audio.sample_rate, float(settings.amount), ctx)
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+        if settings.section is not None:
+            samples = _kept_to(settings.section, before, samples, audio.sample_rate, ctx, name)
     if samples is audio.samples:
         return audio
     samples = end_like(audio.samples, samples, audio.sample_rate)

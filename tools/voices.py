@@ -55,6 +55,7 @@ from . import effects as fx
 from . import pitch as pitch_tracking
 from .audio import Audio
 from .errors import BackendUnavailable, ParameterError
+from .sections import section_spans
 from .spec import RemixSpec, VoiceSettings
 
 __all__ = [
@@ -379,18 +380,6 @@ def gender_shift(preset: str, amount: float, median_hz: float | None) -> tuple[f
 
 
 # ---------------------------------------------------------------------------------- sections
-
-
-def section_spans(section: str, analysis) -> list[tuple[float, float]]:
-    """The time spans (seconds) a section name covers: a bare label means every such section."""
-    text = re.sub(r"^the ", "", _canonical(section))
-    for suffix in ("es", "s", ""):
-        label = text[: len(text) - len(suffix)] if suffix and text.endswith(suffix) else text
-        spans = [(s.start, s.end) for s in analysis.sections if s.label == label]
-        if spans:
-            return spans
-    found = analysis.find_section(section)
-    return [(found.start, found.end)]
 
 
 def _mask(spans: list[tuple[float, float]] | None, frames: int, sr: int) -> np.ndarray | None:
