@@ -401,3 +401,13 @@ def test_a_style_on_the_whole_song_keeps_its_render_key():
 
     spec = RemixSpec(styles={"lofi": StyleSettings(amount=0.5)})
     assert _STYLES(spec) == {"lofi": {"amount": 0.5, "target": "mix"}}
+
+
+def test_a_preview_window_hears_a_kept_style_where_its_section_falls():
+    renderer, source, analysis = _sectioned_song()
+    base = RemixSpec().update(master=RemixSpec().master.model_copy(update={"enabled": False}))
+    styled = apply_calls([{"tool": "restyle", "args": {"style": "telephone", "amount": 1.0, "section": "chorus"}}], base, analysis=analysis)
+    plain, kept = renderer.preview(source, base, 4.0, 4.0), renderer.preview(source, styled, 4.0, 4.0)  # 4-8 s; the chorus from 6 s
+    diff = (kept.audio.samples - plain.audio.samples).mean(axis=0)
+    rate = kept.audio.sample_rate
+    assert np.abs(diff[: int(1.9 * rate)]).max() < 1e-4 and np.sqrt(np.mean(diff[int(2.2 * rate) :] ** 2)) > 0.02
