@@ -517,3 +517,16 @@ def test_voice_models_are_looked_up_in_the_settings_given(tmp_path, monkeypatch)
     assert set(apply_calls(call, settings=Settings(data_dir=tmp_path / "data", models_dir=models)).voices) == {"model:aria"}
     with pytest.raises(vm.VoiceModelMissing):
         apply_calls(call)  # the environment's folder has none
+
+
+def test_the_choirs_hall_falls_away_in_a_pause():
+    """A gated hall: the choir's reverb rings just after a phrase, and the pause after it stays clear."""
+    first, second = sung_voice(MELODY[:3]), sung_voice(MELODY[3:])
+    voice = np.concatenate([first, np.zeros((2, int(1.2 * SR)), dtype=np.float32), second], axis=1)
+    end = first.shape[1] - int(0.3 * SR)  # the first phrase's last sound
+    out = _run(voice, {"choir": VoiceSettings(amount=1.0)})
+    level = float(np.sqrt(np.mean(voice**2)))
+    ring = out[:, end + int(0.05 * SR) : end + int(0.1 * SR)]  # the hall's tail, held
+    pause = out[:, end + int(0.5 * SR) : first.shape[1] + int(1.45 * SR)]  # past hold and release
+    assert np.sqrt(np.mean(ring**2)) > 0.01 * level  # it rings on for a moment (7 % of the level ungated)
+    assert np.sqrt(np.mean(pause**2)) < 1e-4 * level

@@ -25,7 +25,8 @@ breath is never turned into a tone. It runs at several hundred times real time.
   delay, panned hard left and right; their consonants are kept low (doubled "s" sounds fake).
 - ``choir``: three to six voices of different "singers" (formants scattered by up to 12 %,
   detuned 8-25 cents, 5-25 ms late), spread across the stereo field, an octave voice at high
-  amounts, in a wide ensemble reverb.
+  amounts, in a wide ensemble reverb, gated: its tail rings 120 ms past a phrase and falls
+  away over 250 ms, so pauses stay clear.
 - ``whisper``: aperiodic resynthesis. The vocal's spectral envelope (cepstrally smoothed, so
   the harmonics are gone) shapes fresh noise frame by frame; blended in by ``amount``.
 
@@ -74,7 +75,7 @@ __all__ = [
     "MODEL_PREFIX",
 ]
 
-VOICES_VERSION = 2
+VOICES_VERSION = 3
 DEFAULT_STEP = 0.2
 MODEL_PREFIX = "model:"
 FADE_S = 0.03
@@ -535,6 +536,23 @@ def _voicing_gain(track, frames: int, sr: int, floor: float = 0.0) -> np.ndarray
     return (floor + (1.0 - floor) * np.clip(gain, 0.0, 1.0)).astype(np.float32)
 
 
+TAIL_HOLD_S = 0.12  # the choir's reverb rings on this long at full level after a phrase
+TAIL_RELEASE_S = 0.25  # then falls to nothing over this
+
+
+def _tail_gate(track, frames: int, sr: int) -> np.ndarray:
+    """A gain per sample for a reverb tail: 1 while the voice sings and ``TAIL_HOLD_S`` after,
+    then a linear fall over ``TAIL_RELEASE_S``; 0 in the rest of a pause."""
+    voiced = np.asarray(track.voiced, dtype=bool)
+    if not voiced.any():
+        return np.zeros(frames, dtype=np.float32)
+    times = np.asarray(track.times, dtype=np.float64)
+    last = np.maximum.accumulate(np.where(voiced, np.arange(voiced.size), -1))  # last voiced frame so far
+    since = np.where(last >= 0, times - times[np.maximum(last, 0)], np.inf)
+    gain = np.clip(1.0 - (since - TAIL_HOLD_S) / TAIL_RELEASE_S, 0.0, 1.0)
+    return np.interp(np.arange(frames) / sr, times, gain).astype(np.float32)
+
+
 def _pan(mono: np.ndarray, position: float, channels: int) -> np.ndarray:
     """Constant-power pan of a mono signal, ``position`` -1 (left) .. 1 (right)."""
     if channels == 1:
@@ -719,8 +737,11 @@ def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) 
             import pedalboard
 
             wet = fx.lerp(0.15, 0.35, amount)
-            room = pedalboard.Reverb(room_size=0.8, damping=0.5, wet_level=wet, dry_level=1.0, width=1.0)
-            layer = np.asarray(room(np.ascontiguousarray(layer), float(sr)), dtype=np.float32)[:, :frames]
+            room = pedalboard.Reverb(room_size=0.8, damping=0.5, wet_level=wet, dry_level=0.0, width=1.0)
+            tail = np.asarray(room(np.ascontiguousarray(layer), float(sr)), dtype=np.float32)[:, :frames]
+            # A gated hall: the tail rings on through a phrase and for a moment after it, then
+            # falls away, so the pauses between phrases stay clear instead of humming.
+            layer = layer + tail * _tail_gate(track, frames, sr)
             out = out * np.float32(fx.lerp(1.0, 0.75, amount))
             ctx.notes.append(f"choir of {singers} voices{' and an octave voice' if amount > 0.6 else ''} at {amount:.0%}")
         extra += layer if where is None else layer * where
