@@ -442,10 +442,11 @@ class Lexicon:
         return Quantity(sign * value, None, signed), j
 
     _NAMED = frozenset({"voice", "style", "genre", "stem", "section"})
+    _ORDINAL_NOUNS = frozenset({"time", "round", "take", "pass", "go"})  # "a second time"
 
     def _names_at(self, tokens: list[str], j: int) -> bool:
-        """Whether a phrase at ``j`` names a voice, style, genre, stem or section."""
-        return any(
+        """Whether a phrase at ``j`` names a voice, style, genre, stem or section (or is "time")."""
+        return (j < len(tokens) and tokens[j] in self._ORDINAL_NOUNS) or any(
             kind in self._NAMED
             for length in range(1, min(self.max_phrase, len(tokens) - j) + 1)
             for kind, _ in self.phrases.get(tuple(tokens[j : j + length]), ())

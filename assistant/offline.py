@@ -668,7 +668,7 @@ class OfflinePlanner:
                 clause.objects.remove(section)
             self._amounts(args, clause, levels)
         elif tool == "rearrange":
-            self._arrangement(args, obj, clause, context)
+            self._arrangement(args, obj, clause, context, reading)
         elif tool == "tempo_pitch":
             args.update(self._tempo_pitch(obj, rule.get("sign", 1), clause, numbers, reading, context))
         elif tool == "history":
@@ -730,8 +730,14 @@ class OfflinePlanner:
             if step is not None:
                 args["step"] = min(1.0, max(0.01, step))
 
-    def _arrangement(self, args: dict[str, Any], obj: _Object, clause: _Clause, context: PlanContext) -> None:
-        """Section, times, position and length of a rearrange call; a length is shortened or extended to as the song allows."""
+    def _arrangement(
+        self, args: dict[str, Any], obj: _Object, clause: _Clause, context: PlanContext, reading: Reading
+    ) -> None:
+        """Section, times, position and length of a rearrange call; a length is shortened or extended to as the song allows.
+
+        A length said as a change ("shorten it by 10 seconds", "10 seconds shorter", "cut 10
+        seconds off") is taken from the version's own length; "make it 30 seconds" is the length.
+        """
         if obj.kind == "section":
             args["section"] = obj.value
             times = self._take(clause, "times")
@@ -745,6 +751,29 @@ class OfflinePlanner:
             analysis = context.analysis
             if obj.kind == "length" and args["action"] == "shorten" and obj.op == "set" and analysis is not None:
                 args["action"] = "extend" if seconds > analysis.duration_s else "shorten"
+            if (
+                obj.kind == "length" and args["action"] in ("shorten", "extend") and analysis is not None
+                and self._length_change(obj, clause, reading)
+            ):  # fmt: skip
+                from tools.arrange import arranged_length
+                from tools.spec import RemixSpec
+
+                now = arranged_length(context.spec or RemixSpec(), analysis)
+                target = now - abs(seconds) if args["action"] == "shorten" else now + abs(seconds)
+                args["seconds"] = round(max(target, 0.0), 1)
+
+    _CHANGE_BEFORE = frozenset({"by"})
+    _CHANGE_AFTER = frozenset({"shorter", "longer", "off", "less", "more", "extra"})
+
+    def _length_change(self, obj: _Object, clause: _Clause, reading: Reading) -> bool:
+        """Whether the length is said as a change: "by" before it, or "shorter", "longer", "off" after it."""
+        tokens = reading.tokens
+        for span in clause.spans:
+            if span.kind == "quantity" and any(span.value is q for q in obj.quantities):
+                before = tokens[span.start - 1] if span.start > 0 else ""
+                after = tokens[span.end] if span.end < len(tokens) else ""
+                return before in self._CHANGE_BEFORE or after in self._CHANGE_AFTER
+        return False
 
     def _tempo_pitch(
         self,

@@ -481,3 +481,29 @@ def test_a_genre_limited_to_a_section_covers_the_song_and_cuts_nothing(planner, 
 def test_keep_only_after_a_style_still_keeps_only(planner, analysis):
     result = planner.plan("add reverb, keep only the chorus", PlanContext(analysis=analysis))
     assert {"tool": "rearrange", "args": {"action": "keep_only", "section": "chorus"}} in result.calls
+
+
+@pytest.mark.parametrize(
+    "request_, action, seconds",
+    [
+        ("shorten it by 10 seconds", "shorten", 160),
+        ("make it 10 seconds shorter", "shorten", 160),
+        ("cut 10 seconds off", "shorten", 160),
+        ("make it 30 seconds longer", "extend", 200),
+        ("extend it by a minute", "extend", 230),
+        ("make it 30 seconds", "shorten", 30),  # a length, not a change
+        ("trim it down to 2 minutes", "shorten", 120),
+    ],
+)
+def test_a_length_said_as_a_change_is_taken_from_the_songs_length(planner, analysis, request_, action, seconds):
+    """The song is 170 s: "by 10 seconds" is 160 s long, not 10 s."""
+    result = planner.plan(request_, PlanContext(analysis=analysis))
+    assert list(result.calls) == [{"tool": "rearrange", "args": {"action": action, "seconds": seconds}}]
+
+
+def test_a_length_change_counts_from_the_current_version(planner, analysis):
+    from tools.calls import apply_calls
+
+    spec = apply_calls([{"tool": "rearrange", "args": {"action": "remove", "section": "outro"}}], analysis=analysis)  # 144 s
+    result = planner.plan("make it 20 seconds shorter", PlanContext(analysis=analysis, spec=spec))
+    assert list(result.calls) == [{"tool": "rearrange", "args": {"action": "shorten", "seconds": 124}}]

@@ -173,7 +173,7 @@ def test_go_back_alone_is_still_undo(planner):
         ("thicken up the vocals with doubles", [revoice(voice="double")]),  # not louder as well
         ("add a second harmony", [revoice(voice="harmony")]),  # "a second" is no length here
         ("thicken up the bass", [{"tool": "separate", "args": {"action": "louder", "stems": ["bass"]}}]),
-        ("shorten it by a second", [{"tool": "rearrange", "args": {"action": "shorten", "seconds": 1}}]),
+        ("fade in over a second", [{"tool": "rearrange", "args": {"action": "fade_in", "seconds": 1}}]),
     ],
 )
 def test_doubles_and_ordinals(planner, request_, expected):
@@ -185,8 +185,12 @@ def test_game_sounds_are_chiptune(planner, request_):
     assert calls(planner, request_) == [{"tool": "restyle", "args": {"change": "set", "style": "chiptune"}}]
 
 
-def test_a_second_chorus_is_not_a_length(planner):
-    assert not any(call["tool"] == "rearrange" and call["args"].get("action") == "shorten" for call in calls(planner, "add a second chorus"))
+@pytest.mark.parametrize(
+    "request_, section",
+    [("add a second chorus", "chorus"), ("add another chorus", "chorus"), ("play the chorus a second time", "chorus"), ("an extra intro", "intro")],
+)
+def test_another_section_repeats_it(planner, request_, section):
+    assert calls(planner, request_) == [{"tool": "rearrange", "args": {"action": "repeat", "section": section}}]
 
 
 @pytest.mark.parametrize(

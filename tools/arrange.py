@@ -192,6 +192,11 @@ def _position(position: str, items: list[ArrangementItem], analysis) -> int:
 # ---------------------------------------------------------------- fitting to a length
 
 
+def arranged_length(spec: RemixSpec, analysis) -> float:
+    """Seconds of the song as ``spec`` arranges it (before tempo changes), what a length is cut or grown from."""
+    return _items_duration(current_items(spec, analysis), analysis)
+
+
 def _items_duration(items: list[ArrangementItem], analysis) -> float:
     return sum((lambda s: (s[1] - s[0]) * item.repeats)(_item_span(item, analysis)) for item in items)
 
