@@ -195,3 +195,27 @@ def test_long_songs_go_in_crossfaded_blocks_and_still_sum(song, settings, monkey
     middle = slice(4410, song.audio.frames - 4410)
     assert np.abs(result.stems["bass"].samples[:, middle] - whole[:, middle]).max() < 0.02
     assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_the_stems_cache_keeps_to_its_disk_budget_least_recently_used_first(song, settings):
+    """Every song opened leaves its stems on disk: past the budget the least recently used set goes."""
+    import os
+
+    separator = BandSeparator()
+    sources = [Source.from_audio(Audio(song.audio.samples * gain, 44100)) for gain in (1.0, 0.9, 0.8)]
+    separate_cached(sources[0].audio, sources[0].key, settings, separator)
+    root = settings.cache_dir / "stems"
+    one_set_mb = sum(f.stat().st_size for f in next(root.iterdir()).iterdir()) / 2**20
+    roomy = settings.with_(stems_cache_mb=2.5 * one_set_mb)  # room for two sets
+    second = separate_cached(sources[1].audio, sources[1].key, roomy, separator)
+    heard = np.array(second.stems["vocals"].samples)
+    folders = {p.name.split("-")[0]: p for p in root.iterdir()}
+    for age, key in ((300, sources[0].key), (200, sources[1].key)):  # both used a while ago, the first earlier
+        os.utime(folders[key], (folders[key].stat().st_atime - age,) * 2)
+    assert separate_cached(sources[0].audio, sources[0].key, roomy, separator).source == "cache"  # used again now
+    separate_cached(sources[2].audio, sources[2].key, roomy, separator)
+    left = {p.name.split("-")[0] for p in root.iterdir()}
+    assert left == {sources[0].key, sources[2].key}  # the second, least recently used, went
+    assert np.array_equal(np.array(second.stems["vocals"].samples), heard)  # a session holding it still reads it
+    again = separate_cached(sources[1].audio, sources[1].key, roomy, separator)
+    assert again.source == "computed" and len(list(root.iterdir())) == 2

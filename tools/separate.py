@@ -328,7 +328,42 @@ def cached_stems(audio: Audio, source_key: str, settings: Settings, separator: S
     """The stems of this source and model when they are in the disk cache, else None (never separates)."""
     folder = _stem_folder(settings, source_key, separator.model_id)
     cached = _read_stems(folder, audio.sample_rate, audio.frames) if folder.exists() else None
-    return None if cached is None else StemSet(cached, separator.name, separator.model_id, source="cache")
+    if cached is None:
+        return None
+    try:
+        os.utime(folder)  # used now: the last to be evicted
+    except OSError:
+        pass
+    return StemSet(cached, separator.name, separator.model_id, source="cache")
+
+
+def _evict_stems(settings: Settings, keep: Path) -> list[Path]:
+    """Remove the least recently used stem sets past ``settings.stems_cache_mb``, never ``keep``.
+
+    A set still open in a session stays readable there (its files are memory-mapped) and is
+    separated again only when a song is opened again after its stems went.
+    """
+    root = keep.parent
+    entries = []
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.name.startswith(".") or folder == keep:
+            continue
+        try:
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            entries.append((folder.stat().st_mtime, size, folder))
+        except OSError:
+            continue
+    kept = sum(f.stat().st_size for f in keep.iterdir() if f.is_file())
+    total = kept + sum(size for _, size, _ in entries)
+    budget = settings.stems_cache_mb * 2**20
+    removed = []
+    for _, size, folder in sorted(entries):
+        if total <= budget:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        total -= size
+    return removed
 
 
 def separate_in_memory(audio: Audio, separator: Separator) -> StemSet:
@@ -368,6 +403,7 @@ def separate_cached(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _evict_stems(settings, folder)
     stems = _read_stems(folder, audio.sample_rate, audio.frames)
     if stems is None:
         raise RemixError(f"the stems just written to {folder.name} could not be read back")

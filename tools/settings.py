@@ -41,6 +41,9 @@ class Settings:
         max_duration_s: longest accepted input (``REMIX_MAX_DURATION_S``, default 1200 = 20 min).
         separator: separation backend (``REMIX_SEPARATOR``, default ``auto``).
         stage_cache_mb: disk budget for cached render stages (``REMIX_STAGE_CACHE_MB``).
+        stems_cache_mb: disk budget for cached stems (``REMIX_STEMS_CACHE_MB``, default 4096:
+            a 3-minute song's four stems take 100-250 MB); the songs least recently used go
+            first, and separate again when opened again.
         generator: genre-shift backend (``REMIX_GENERATOR``: ``auto``, ``musicgen`` or ``dsp``);
             ``auto`` uses MusicGen melody when its weights are on disk, the DSP grooves otherwise.
         llm_model: chat model for the planner (``REMIX_LLM_MODEL``); the LLM planner is used
@@ -62,6 +65,7 @@ class Settings:
     max_duration_s: float = 1200.0
     separator: str = "auto"
     stage_cache_mb: float = 2048.0
+    stems_cache_mb: float = 4096.0
     generator: str = "auto"
     llm_model: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
@@ -82,6 +86,7 @@ class Settings:
             max_duration_s=_env_float(env, "REMIX_MAX_DURATION_S", 1200.0),
             separator=env.get("REMIX_SEPARATOR") or "auto",
             stage_cache_mb=_env_float(env, "REMIX_STAGE_CACHE_MB", 2048.0),
+            stems_cache_mb=_env_float(env, "REMIX_STEMS_CACHE_MB", 4096.0),
             generator=(env.get("REMIX_GENERATOR") or "auto").strip().lower(),
             llm_model=env.get("REMIX_LLM_MODEL") or None,
             openai_api_key=env.get("OPENAI_API_KEY") or None,
