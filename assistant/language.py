@@ -435,6 +435,8 @@ class Lexicon:
                 end = j + len(key)
                 if needs_unit and not half and self._names_at(tokens, end):
                     return None  # "a second harmony", "a second chorus": an ordinal, not a length
+                if needs_unit and not half and i > 0 and tokens[i - 1] in self._WAITS:
+                    return None  # "wait a second, undo that": a pause in speech, not a length
                 after = 0 if half else self._half_length(tokens, end)  # "a minute and a half"
                 return Quantity(sign * (value + (0.5 if after else 0.0)) * per, unit, signed), end + after
         if needs_unit:
@@ -443,6 +445,7 @@ class Lexicon:
 
     _NAMED = frozenset({"voice", "style", "genre", "stem", "section"})
     _ORDINAL_NOUNS = frozenset({"time", "round", "take", "pass", "go"})  # "a second time"
+    _WAITS = frozenset({"wait", "on", "just"})  # "wait a second", "hang on a minute", "just a sec"
 
     def _names_at(self, tokens: list[str], j: int) -> bool:
         """Whether a phrase at ``j`` names a voice, style, genre, stem or section (or is "time")."""

@@ -507,3 +507,15 @@ def test_a_length_change_counts_from_the_current_version(planner, analysis):
     spec = apply_calls([{"tool": "rearrange", "args": {"action": "remove", "section": "outro"}}], analysis=analysis)  # 144 s
     result = planner.plan("make it 20 seconds shorter", PlanContext(analysis=analysis, spec=spec))
     assert list(result.calls) == [{"tool": "rearrange", "args": {"action": "shorten", "seconds": 124}}]
+
+
+@pytest.mark.parametrize(
+    "request_, expected",
+    [
+        ("wait a second, undo that", {"tool": "history", "args": {"action": "undo"}}),
+        ("hang on a minute, make it lo-fi", {"tool": "restyle", "args": {"change": "set", "style": "lofi"}}),
+        ("fade in over a second", {"tool": "rearrange", "args": {"action": "fade_in", "seconds": 1}}),
+    ],
+)
+def test_wait_a_second_is_no_length(planner, analysis, request_, expected):
+    assert list(planner.plan(request_, PlanContext(analysis=analysis)).calls) == [expected]
