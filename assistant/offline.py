@@ -745,6 +745,8 @@ class OfflinePlanner:
                 args["times"] = int(times)
             if args["action"] == "move" and "position" not in args and clause.positions:
                 args["position"] = clause.positions[0]
+        if args["action"] == "shorten" and clause.positions and clause.positions[0] in ("start", "end"):
+            args["position"] = clause.positions[0]  # "cut 10 seconds off the end"
         seconds = next((q.value for q in obj.quantities if q.unit == "seconds"), None)
         if seconds:
             args["seconds"] = abs(seconds)

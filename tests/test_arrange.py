@@ -98,6 +98,21 @@ def test_shorten_keeps_the_chorus_and_lands_on_the_length(renderer, source, anal
         assert spec.arrangement.fade_out_s > 0  # ends with a fade
 
 
+def test_shorten_from_the_end_or_the_start(renderer, source, analysis):
+    """ "Cut 10 seconds off the end" keeps the beginning; "... off the start" keeps the ending, from a bar."""
+    target = analysis.duration_s - 10.0
+    end = edit(analysis, {"action": "shorten", "seconds": target, "position": "end"})
+    (kept,) = end.arrangement.items
+    assert kept.start == 0.0 and abs(kept.end - target) <= 1.0 and end.arrangement.fade_out_s > 0
+    start = edit(analysis, {"action": "shorten", "seconds": target, "position": "start"})
+    (kept,) = start.arrangement.items
+    assert kept.end == pytest.approx(analysis.duration_s, abs=0.01) and abs(kept.end - kept.start - target) <= 1.0
+    assert min(abs(kept.start - d) for d in analysis.downbeats) < 0.01 and start.arrangement.fade_out_s == 0
+    assert abs(render(renderer, source, start).audio.duration_s - target) <= 1.0
+    with pytest.raises(ParameterError, match="start or the end"):
+        edit(analysis, {"action": "shorten", "seconds": 30, "position": "after:chorus"})
+
+
 def test_extend_grows_the_form_musically(renderer, source, analysis):
     for target in (150.0, 300.0):
         spec = edit(analysis, {"action": "extend", "seconds": target})

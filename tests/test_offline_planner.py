@@ -519,3 +519,12 @@ def test_a_length_change_counts_from_the_current_version(planner, analysis):
 )
 def test_wait_a_second_is_no_length(planner, analysis, request_, expected):
     assert list(planner.plan(request_, PlanContext(analysis=analysis)).calls) == [expected]
+
+
+@pytest.mark.parametrize(
+    "request_, position, seconds",
+    [("cut 10 seconds off the end", "end", 160), ("trim 20 seconds off the beginning", "start", 150)],
+)
+def test_a_cut_off_the_end_or_the_start_says_where(planner, analysis, request_, position, seconds):
+    result = planner.plan(request_, PlanContext(analysis=analysis))
+    assert list(result.calls) == [{"tool": "rearrange", "args": {"action": "shorten", "position": position, "seconds": seconds}}]

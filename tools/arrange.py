@@ -56,7 +56,9 @@ class RearrangeArgs(BaseModel):
     and `keep_only`, the first one otherwise. `times` is how many times a repeated section
     plays (default 2). `position` for `move`: start, end, before:SECTION or after:SECTION.
     `seconds`: the target length for `shorten` / `extend` (the song is cut or grown on beats
-    to within a second of it), or the length of `fade_in` / `fade_out` (default 4).
+    to within a second of it), or the length of `fade_in` / `fade_out` (default 4). `shorten`
+    keeps the most representative stretch, or with `position` end / start cuts from the end
+    (keeps the beginning) / from the start (keeps the ending).
     `restore` goes back to the original form.
     """
 
@@ -78,6 +80,8 @@ class RearrangeArgs(BaseModel):
             raise ValueError(f"{self.action} needs the length in seconds")
         if self.action == "move" and not self.position:
             raise ValueError("move needs a position: start, end, before:SECTION or after:SECTION")
+        if self.action == "shorten" and self.position not in (None, "start", "end"):
+            raise ValueError("shorten cuts from the start or the end: position start or end")
         if self.action in ("fade_in", "fade_out") and self.seconds is not None and self.seconds > 120:
             raise ValueError("a fade can be at most 120 seconds")
         return self
@@ -151,7 +155,7 @@ def apply(spec: RemixSpec, args: RearrangeArgs, analysis=None) -> RemixSpec:
         raise ParameterError("rearranging needs the song's analysis (its sections and beats)")
     items = current_items(spec, analysis)
     if args.action in ("shorten", "extend"):
-        items, fade_out = _fit_length(items, analysis, float(args.seconds))
+        items, fade_out = _fit_length(items, analysis, float(args.seconds), args.position)
         fades = {"fade_out_s": max(arrangement.fade_out_s, fade_out)} if fade_out else {}
         return spec.update(arrangement=arrangement.model_copy(update={"items": tuple(items), **fades}))
     every = args.action in ("remove", "keep_only")
@@ -212,31 +216,37 @@ def _snap(t: float, analysis, reach: float = 1.0) -> float:
     return t
 
 
-def _fit_length(items: list[ArrangementItem], analysis, seconds: float) -> tuple[list[ArrangementItem], float]:
+def _fit_length(
+    items: list[ArrangementItem], analysis, seconds: float, position: str | None = None
+) -> tuple[list[ArrangementItem], float]:
     """A running order about ``seconds`` long (within a second), and the fade-out it should end with."""
     total = _items_duration(items, analysis)
     if abs(total - seconds) <= 0.5:
         return items, 0.0
     if seconds < total:
-        return _shorten(analysis, seconds), min(3.0, 0.1 * seconds)
+        return _shorten(analysis, seconds, position), 0.0 if position == "start" else min(3.0, 0.1 * seconds)
     return _extend(items, analysis, seconds), 0.0
 
 
-def _shorten(analysis, seconds: float) -> list[ArrangementItem]:
-    """The most representative ``seconds``: from the first chorus (or the loudest section), ending on a bar."""
+def _shorten(analysis, seconds: float, position: str | None = None) -> list[ArrangementItem]:
+    """The most representative ``seconds``: from the first chorus (or the loudest section), ending on a bar.
+
+    ``position`` "end" cuts from the end (the song's first ``seconds``), "start" from the start
+    (its last ``seconds``, starting on a bar).
+    """
     sections = analysis.sections
     if seconds < 2.0:
         raise ParameterError(f"{seconds:g} s is too short to keep anything musical; ask for at least 2 seconds")
     chorus = next((s for s in sections if s.label in ("chorus", "drop")), None)
     lead = chorus or max(sections, key=lambda s: s.energy)
-    start = lead.start
+    start = {"end": 0.0, "start": analysis.duration_s}.get(position, lead.start)
     if start + seconds > analysis.duration_s:  # not enough song after it: start earlier, on a bar
         start = _snap(max(0.0, analysis.duration_s - seconds), analysis)
         if start + seconds > analysis.duration_s + 0.5:
             start = max(0.0, analysis.duration_s - seconds)
     end = min(analysis.duration_s, _snap(start + seconds, analysis))
-    if abs((end - start) - seconds) > 1.0:
-        end = min(analysis.duration_s, start + seconds)
+    if abs((end - start) - seconds) > 1.0 or position == "start":  # cut from the start: the song's own ending
+        end = min(analysis.duration_s, start + seconds) if position != "start" else analysis.duration_s
     return [ArrangementItem(start=round(start, 4), end=round(end, 4))]
 
 
