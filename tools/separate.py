@@ -353,7 +353,10 @@ def _evict_stems(settings: Settings, keep: Path) -> list[Path]:
             entries.append((folder.stat().st_mtime, size, folder))
         except OSError:
             continue
-    kept = sum(f.stat().st_size for f in keep.iterdir() if f.is_file())
+    try:
+        kept = sum(f.stat().st_size for f in keep.iterdir() if f.is_file())
+    except OSError:  # another process replaced it meanwhile: count only the others
+        kept = 0
     total = kept + sum(size for _, size, _ in entries)
     budget = settings.stems_cache_mb * 2**20
     removed = []
