@@ -113,6 +113,20 @@ def test_shorten_from_the_end_or_the_start(renderer, source, analysis):
         edit(analysis, {"action": "shorten", "seconds": 30, "position": "after:chorus"})
 
 
+def test_shortening_a_changed_form_cuts_from_that_form(renderer, source, analysis):
+    """After "skip the intro", "make it 20 seconds shorter" or "... off the end" keeps the intro out."""
+    intro = analysis.find_section("intro")
+    skipped = edit(analysis, {"action": "remove", "section": "intro"})
+    length = analysis.duration_s - (intro.end - intro.start)
+    for position in (None, "end", "start"):
+        args = {"action": "shorten", "seconds": length - 20.0, **({"position": position} if position else {})}
+        spec = apply_calls([{"tool": "rearrange", "args": args}], skipped, analysis=analysis)
+        assert all(item.start >= intro.end - 1.0 for item in spec.arrangement.items), (position, spec.arrangement.items)
+        assert abs(render(renderer, source, spec).audio.duration_s - (length - 20.0)) <= 1.0
+    end = apply_calls([{"tool": "rearrange", "args": {"action": "shorten", "seconds": 30, "position": "end"}}], skipped, analysis=analysis)
+    assert end.arrangement.items[0].start == pytest.approx(intro.end, abs=0.01)  # the version's own beginning
+
+
 def test_extend_grows_the_form_musically(renderer, source, analysis):
     for target in (150.0, 300.0):
         spec = edit(analysis, {"action": "extend", "seconds": target})

@@ -155,7 +155,8 @@ def apply(spec: RemixSpec, args: RearrangeArgs, analysis=None) -> RemixSpec:
         raise ParameterError("rearranging needs the song's analysis (its sections and beats)")
     items = current_items(spec, analysis)
     if args.action in ("shorten", "extend"):
-        items, fade_out = _fit_length(items, analysis, float(args.seconds), args.position)
+        arranged = spec.arrangement.items is not None  # the listener changed the form: cut from it
+        items, fade_out = _fit_length(items, analysis, float(args.seconds), args.position, arranged)
         fades = {"fade_out_s": max(arrangement.fade_out_s, fade_out)} if fade_out else {}
         return spec.update(arrangement=arrangement.model_copy(update={"items": tuple(items), **fades}))
     every = args.action in ("remove", "keep_only")
@@ -217,15 +218,63 @@ def _snap(t: float, analysis, reach: float = 1.0) -> float:
 
 
 def _fit_length(
-    items: list[ArrangementItem], analysis, seconds: float, position: str | None = None
+    items: list[ArrangementItem], analysis, seconds: float, position: str | None = None, arranged: bool = False
 ) -> tuple[list[ArrangementItem], float]:
-    """A running order about ``seconds`` long (within a second), and the fade-out it should end with."""
+    """A running order about ``seconds`` long (within a second), and the fade-out it should end with.
+
+    ``arranged``: ``items`` is a running order the listener made; a shorter version is cut from
+    it (what they removed stays out), not from the original song.
+    """
     total = _items_duration(items, analysis)
     if abs(total - seconds) <= 0.5:
         return items, 0.0
     if seconds < total:
-        return _shorten(analysis, seconds, position), 0.0 if position == "start" else min(3.0, 0.1 * seconds)
+        cut = _shorten_order(items, analysis, seconds, position) if arranged else _shorten(analysis, seconds, position)
+        return cut, 0.0 if position == "start" else min(3.0, 0.1 * seconds)
     return _extend(items, analysis, seconds), 0.0
+
+
+def _shorten_order(items: list[ArrangementItem], analysis, seconds: float, position: str | None) -> list[ArrangementItem]:
+    """``seconds`` of a running order, as :func:`_shorten` picks them from the song: from its first
+    chorus (or from its start, or up to its end, for ``position`` end / start), on bars."""
+    if seconds < 2.0:
+        raise ParameterError(f"{seconds:g} s is too short to keep anything musical; ask for at least 2 seconds")
+    pieces = [_item_span(item, analysis) for item in items for _ in range(item.repeats)]  # in play order
+    starts = np.concatenate([[0.0], np.cumsum([end - start for start, end in pieces])])
+    total = float(starts[-1])
+    choruses = [sec for sec in analysis.sections if sec.label in ("chorus", "drop")]
+    lead = next(
+        (float(at) for (start, end), at in zip(pieces, starts)
+         if any(start >= sec.start - 0.05 and end <= sec.end + 0.05 for sec in choruses)),
+        0.0,
+    )  # fmt: skip
+    begin = {"end": 0.0, "start": total - seconds}.get(position, lead)
+    begin = max(0.0, min(begin, total - seconds))
+    finish = begin + seconds
+    kept: list[tuple[float, float]] = []
+    for (start, end), at in zip(pieces, starts[:-1]):
+        a, b = max(begin, float(at)), min(finish, float(at) + end - start)
+        if b - a > 0.05:
+            kept.append((start + a - float(at), start + b - float(at)))
+    if not kept:
+        raise ParameterError(f"{seconds:g} s could not be cut from this version")
+    # Start and end on bars where one is near, within the pieces they fall in.
+    first, last = kept[0], kept[-1]
+    if position != "end" and begin > 0:
+        snapped = _snap(first[0], analysis)
+        if first[0] - 1.0 <= snapped < first[1]:
+            kept[0] = (snapped, first[1])
+    if position != "start":
+        snapped = _snap(kept[-1][1], analysis)
+        if kept[-1][0] < snapped <= last[1] + 1.0 and abs(snapped - last[1]) <= 1.0:
+            kept[-1] = (kept[-1][0], snapped)
+    merged: list[tuple[float, float]] = []
+    for start, end in kept:  # pieces that run on in the song play as one
+        if merged and abs(merged[-1][1] - start) < 1e-3:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return [ArrangementItem(start=round(max(0.0, a), 4), end=round(min(analysis.duration_s, b), 4)) for a, b in merged]
 
 
 def _shorten(analysis, seconds: float, position: str | None = None) -> list[ArrangementItem]:
