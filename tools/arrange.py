@@ -16,6 +16,7 @@ up, and the same plan, with the same gains, cuts every stem, so stems keep summi
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -155,8 +156,7 @@ def apply(spec: RemixSpec, args: RearrangeArgs, analysis=None) -> RemixSpec:
         raise ParameterError("rearranging needs the song's analysis (its sections and beats)")
     items = current_items(spec, analysis)
     if args.action in ("shorten", "extend"):
-        arranged = spec.arrangement.items is not None  # the listener changed the form: cut from it
-        items, fade_out = _fit_length(items, analysis, float(args.seconds), args.position, arranged)
+        items, fade_out = _fit_length(items, analysis, float(args.seconds), args.position)
         fades = {"fade_out_s": max(arrangement.fade_out_s, fade_out)} if fade_out else {}
         return spec.update(arrangement=arrangement.model_copy(update={"items": tuple(items), **fades}))
     every = args.action in ("remove", "keep_only")
@@ -218,85 +218,78 @@ def _snap(t: float, analysis, reach: float = 1.0) -> float:
 
 
 def _fit_length(
-    items: list[ArrangementItem], analysis, seconds: float, position: str | None = None, arranged: bool = False
+    items: list[ArrangementItem], analysis, seconds: float, position: str | None = None
 ) -> tuple[list[ArrangementItem], float]:
-    """A running order about ``seconds`` long (within a second), and the fade-out it should end with.
-
-    ``arranged``: ``items`` is a running order the listener made; a shorter version is cut from
-    it (what they removed stays out), not from the original song.
-    """
+    """A running order about ``seconds`` long (within a second), and the fade-out it should end with."""
     total = _items_duration(items, analysis)
     if abs(total - seconds) <= 0.5:
         return items, 0.0
     if seconds < total:
-        cut = _shorten_order(items, analysis, seconds, position) if arranged else _shorten(analysis, seconds, position)
-        return cut, 0.0 if position == "start" else min(3.0, 0.1 * seconds)
+        return _shorten(items, analysis, seconds, position), 0.0 if position == "start" else min(3.0, 0.1 * seconds)
     return _extend(items, analysis, seconds), 0.0
 
 
-def _shorten_order(items: list[ArrangementItem], analysis, seconds: float, position: str | None) -> list[ArrangementItem]:
-    """``seconds`` of a running order, as :func:`_shorten` picks them from the song: from its first
-    chorus (or from its start, or up to its end, for ``position`` end / start), on bars."""
+def _shorten(items: list[ArrangementItem], analysis, seconds: float, position: str | None = None) -> list[ArrangementItem]:
+    """The most representative ``seconds`` of the running order ``items``: from its first chorus
+    (or the loudest section), ending on a bar.
+
+    ``position`` "end" cuts from the end (the first ``seconds``), "start" from the start (the
+    last ``seconds``, starting on a bar). The cut is made in the order as it plays, so what a
+    listener took out stays out; for the song's own order that is the song's own timeline.
+    """
     if seconds < 2.0:
         raise ParameterError(f"{seconds:g} s is too short to keep anything musical; ask for at least 2 seconds")
     pieces = [_item_span(item, analysis) for item in items for _ in range(item.repeats)]  # in play order
-    starts = np.concatenate([[0.0], np.cumsum([end - start for start, end in pieces])])
-    total = float(starts[-1])
-    choruses = [sec for sec in analysis.sections if sec.label in ("chorus", "drop")]
-    lead = next(
-        (float(at) for (start, end), at in zip(pieces, starts)
-         if any(start >= sec.start - 0.05 and end <= sec.end + 0.05 for sec in choruses)),
-        0.0,
-    )  # fmt: skip
-    begin = {"end": 0.0, "start": total - seconds}.get(position, lead)
-    begin = max(0.0, min(begin, total - seconds))
-    finish = begin + seconds
+    starts = [0.0]  # where each piece starts in the order
+    for begin, end in pieces:
+        starts.append(starts[-1] + end - begin)
+    total = starts[-1]
+
+    def placed(sections) -> float | None:
+        """Where the first piece inside one of ``sections`` starts in the order."""
+        return next(
+            (at for (begin, end), at in zip(pieces, starts)
+             if any(begin >= sec.start - 0.05 and end <= sec.end + 0.05 for sec in sections)),
+            None,
+        )  # fmt: skip
+
+    def snap(t: float) -> float:
+        """``t`` (in the order) moved onto the bar or beat :func:`_snap` finds in the song, when
+        the song plays on unbroken from ``t`` to it."""
+        i = min(max(bisect.bisect_right(starts, t) - 1, 0), len(pieces) - 1)
+        low, high = i, i
+        while low > 0 and abs(pieces[low - 1][1] - pieces[low][0]) < 1e-3:
+            low -= 1
+        while high < len(pieces) - 1 and abs(pieces[high][1] - pieces[high + 1][0]) < 1e-3:
+            high += 1
+        source = pieces[i][0] + t - starts[i]
+        snapped = _snap(source, analysis)
+        return t + snapped - source if pieces[low][0] <= snapped <= pieces[high][1] else t
+
+    chorus = placed([s for s in analysis.sections if s.label in ("chorus", "drop")])
+    lead = chorus if chorus is not None else placed([max(analysis.sections, key=lambda s: s.energy)]) or 0.0
+    start = {"end": 0.0, "start": total}.get(position, lead)
+    if start + seconds > total:  # not enough after it: start earlier, on a bar
+        start = snap(max(0.0, total - seconds))
+        if start + seconds > total + 0.5:
+            start = max(0.0, total - seconds)
+    end = min(total, snap(start + seconds))
+    if abs((end - start) - seconds) > 1.0 or position == "start":  # cut from the start: the order's own ending
+        end = min(total, start + seconds) if position != "start" else total
     kept: list[tuple[float, float]] = []
-    for (start, end), at in zip(pieces, starts[:-1]):
-        a, b = max(begin, float(at)), min(finish, float(at) + end - start)
-        if b - a > 0.05:
-            kept.append((start + a - float(at), start + b - float(at)))
+    for (begin, finish), at in zip(pieces, starts):
+        a, b = max(start, at), min(end, at + finish - begin)
+        if b <= a:
+            continue
+        a, b = begin + a - at, begin + b - at
+        if kept and abs(kept[-1][1] - a) < 1e-3:  # pieces that run on in the song play as one
+            kept[-1] = (kept[-1][0], b)
+        else:
+            kept.append((a, b))
+    kept = [(a, b) for a, b in kept if b - a > 0.05]
     if not kept:
         raise ParameterError(f"{seconds:g} s could not be cut from this version")
-    # Start and end on bars where one is near, within the pieces they fall in.
-    first, last = kept[0], kept[-1]
-    if position != "end" and begin > 0:
-        snapped = _snap(first[0], analysis)
-        if first[0] - 1.0 <= snapped < first[1]:
-            kept[0] = (snapped, first[1])
-    if position != "start":
-        snapped = _snap(kept[-1][1], analysis)
-        if kept[-1][0] < snapped <= last[1] + 1.0 and abs(snapped - last[1]) <= 1.0:
-            kept[-1] = (kept[-1][0], snapped)
-    merged: list[tuple[float, float]] = []
-    for start, end in kept:  # pieces that run on in the song play as one
-        if merged and abs(merged[-1][1] - start) < 1e-3:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return [ArrangementItem(start=round(max(0.0, a), 4), end=round(min(analysis.duration_s, b), 4)) for a, b in merged]
-
-
-def _shorten(analysis, seconds: float, position: str | None = None) -> list[ArrangementItem]:
-    """The most representative ``seconds``: from the first chorus (or the loudest section), ending on a bar.
-
-    ``position`` "end" cuts from the end (the song's first ``seconds``), "start" from the start
-    (its last ``seconds``, starting on a bar).
-    """
-    sections = analysis.sections
-    if seconds < 2.0:
-        raise ParameterError(f"{seconds:g} s is too short to keep anything musical; ask for at least 2 seconds")
-    chorus = next((s for s in sections if s.label in ("chorus", "drop")), None)
-    lead = chorus or max(sections, key=lambda s: s.energy)
-    start = {"end": 0.0, "start": analysis.duration_s}.get(position, lead.start)
-    if start + seconds > analysis.duration_s:  # not enough song after it: start earlier, on a bar
-        start = _snap(max(0.0, analysis.duration_s - seconds), analysis)
-        if start + seconds > analysis.duration_s + 0.5:
-            start = max(0.0, analysis.duration_s - seconds)
-    end = min(analysis.duration_s, _snap(start + seconds, analysis))
-    if abs((end - start) - seconds) > 1.0 or position == "start":  # cut from the start: the song's own ending
-        end = min(analysis.duration_s, start + seconds) if position != "start" else analysis.duration_s
-    return [ArrangementItem(start=round(start, 4), end=round(end, 4))]
+    return [ArrangementItem(start=round(a, 4), end=round(b, 4)) for a, b in kept]
 
 
 def _extend(items: list[ArrangementItem], analysis, seconds: float) -> list[ArrangementItem]:
