@@ -144,6 +144,7 @@ class Lexicon:
         self.number_words: dict[str, float] = numbers["words"]
         self.scales: dict[str, float] = numbers["scales"]
         self.articles = set(numbers["articles"])
+        self.article_ordinals, self.article_pauses = set(numbers["article_ordinals"]), set(numbers["article_pauses"])
         self.and_a_half = [self._key(p) for p in numbers["and_a_half"]]
         self.half_of = [self._key(p) for p in numbers["half_of"]]
         self.fractions: dict[str, float] = numbers["fractions"]
@@ -435,7 +436,7 @@ class Lexicon:
                 end = j + len(key)
                 if needs_unit and not half and self._names_at(tokens, end):
                     return None  # "a second harmony", "a second chorus": an ordinal, not a length
-                if needs_unit and not half and i > 0 and tokens[i - 1] in self._WAITS:
+                if needs_unit and not half and i > 0 and tokens[i - 1] in self.article_pauses:
                     return None  # "wait a second, undo that": a pause in speech, not a length
                 after = 0 if half else self._half_length(tokens, end)  # "a minute and a half"
                 return Quantity(sign * (value + (0.5 if after else 0.0)) * per, unit, signed), end + after
@@ -444,12 +445,10 @@ class Lexicon:
         return Quantity(sign * value, None, signed), j
 
     _NAMED = frozenset({"voice", "style", "genre", "stem", "section"})
-    _ORDINAL_NOUNS = frozenset({"time", "round", "take", "pass", "go"})  # "a second time"
-    _WAITS = frozenset({"wait", "on", "just"})  # "wait a second", "hang on a minute", "just a sec"
 
     def _names_at(self, tokens: list[str], j: int) -> bool:
         """Whether a phrase at ``j`` names a voice, style, genre, stem or section (or is "time")."""
-        return (j < len(tokens) and tokens[j] in self._ORDINAL_NOUNS) or any(
+        return (j < len(tokens) and tokens[j] in self.article_ordinals) or any(
             kind in self._NAMED
             for length in range(1, min(self.max_phrase, len(tokens) - j) + 1)
             for kind, _ in self.phrases.get(tuple(tokens[j : j + length]), ())

@@ -123,6 +123,7 @@ class OfflinePlanner:
         self.levels: dict[str, dict[str, float]] = grammar["intensity"]
         bare = grammar["bare_numbers"]
         self.by_words = set(bare["by_words"])
+        self.length_change_after = set(bare["length_change_after"])
         self.bpm_range: tuple[float, float] = tuple(bare["bpm_range"])
         self.op_object = {op: entry["object"] for op, entry in self.lexicon.ops["ops"].items()}
         self.op_rank = {op: entry.get("rank", 1) for op, entry in self.lexicon.ops["ops"].items()}
@@ -764,9 +765,6 @@ class OfflinePlanner:
                 target = now - abs(seconds) if args["action"] == "shorten" else now + abs(seconds)
                 args["seconds"] = round(max(target, 0.0), 1)
 
-    _CHANGE_BEFORE = frozenset({"by"})
-    _CHANGE_AFTER = frozenset({"shorter", "longer", "off", "less", "more", "extra"})
-
     def _length_change(self, obj: _Object, clause: _Clause, reading: Reading) -> bool:
         """Whether the length is said as a change: "by" before it, or "shorter", "longer", "off" after it."""
         tokens = reading.tokens
@@ -774,7 +772,7 @@ class OfflinePlanner:
             if span.kind == "quantity" and any(span.value is q for q in obj.quantities):
                 before = tokens[span.start - 1] if span.start > 0 else ""
                 after = tokens[span.end] if span.end < len(tokens) else ""
-                return before in self._CHANGE_BEFORE or after in self._CHANGE_AFTER
+                return before in self.by_words or after in self.length_change_after
         return False
 
     def _tempo_pitch(
