@@ -256,12 +256,18 @@ def modulated_delay(
 
 def rms(x: np.ndarray) -> float:
     """Root mean square of the louder half of the signal's 100 ms blocks (ignores silences)."""
-    mono = np.mean(x, axis=0)
-    block = 4410
-    usable = mono[: len(mono) // block * block]
+    return louder_half_rms(x, 4410)
+
+
+def louder_half_rms(x: np.ndarray, block: int, every_channel: bool = False) -> float:
+    """Root mean square of the louder half of ``block``-sample blocks [x: (channels, frames)]:
+    of the mono mix, or with ``every_channel`` of all channels' power (so copies panned wide,
+    which partly cancel in a mono mix, count in full)."""
+    signal = x if every_channel else np.mean(x, axis=0, keepdims=True)
+    usable = signal[:, : signal.shape[1] // block * block]
     if usable.size == 0:
-        return float(np.sqrt(np.mean(mono**2))) if mono.size else 0.0
-    energies = np.sort(np.mean(usable.reshape(-1, block) ** 2, axis=1))
+        return float(np.sqrt(np.mean(signal**2))) if signal.size else 0.0
+    energies = np.sort(np.mean(usable.reshape(signal.shape[0], -1, block) ** 2, axis=(0, 2)))
     return float(np.sqrt(np.mean(energies[len(energies) // 2 :])))
 
 

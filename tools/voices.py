@@ -600,12 +600,7 @@ def whisper(x: np.ndarray, sr: int, seed: int) -> np.ndarray:
 
 def _level(x: np.ndarray, sr: int) -> float:
     """RMS of the louder half of 100 ms blocks, over all channels (wide copies count in full)."""
-    block = max(1, int(0.1 * sr))
-    usable = x[:, : x.shape[1] // block * block]
-    if usable.shape[1] == 0:
-        return float(np.sqrt(np.mean(x**2))) if x.size else 0.0
-    energies = np.sort(np.mean(usable.reshape(x.shape[0], -1, block) ** 2, axis=(0, 2)))
-    return float(np.sqrt(np.mean(energies[len(energies) // 2 :])))
+    return fx.louder_half_rms(x, max(1, int(0.1 * sr)), every_channel=True)
 
 
 def revoice(vocals: Audio, voices: dict[str, VoiceSettings], ctx: VoiceContext) -> Audio:
