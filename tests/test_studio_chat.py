@@ -188,3 +188,20 @@ def test_a_cover_in_a_voice_model_says_it_takes_minutes_and_comes_back(tmp_path,
     said = [m["content"] for m in history if isinstance(m["content"], str)]
     assert SLOW_COVER in said and said.index(SLOW_COVER) > len(said) - 4, said[-4:]
     assert len(audio_paths(history)) == 3 and chat.sessions[key].versions[-1].spec.voices.keys() >= {"model:aria"}
+
+
+@pytest.mark.parametrize(
+    "args, slow",
+    [
+        ({"voice": "aria"}, True),
+        ({"voice": "Aria", "change": "more"}, True),
+        ({"voice": "aria", "change": "remove"}, False),
+        ({"voice": "T-Pain"}, False),  # a preset's alias
+        ({"voice": "original", "change": "remove"}, False),  # every voice off
+        ({"voice": "original"}, False),  # read as "all" by the tool, not as a model named "original"
+    ],
+)
+def test_only_a_voice_model_gets_the_slow_cover_warning(args, slow):
+    from ui.studio import _sings_in_a_voice_model
+
+    assert _sings_in_a_voice_model([{"tool": "revoice", "args": args}]) is slow

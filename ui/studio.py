@@ -547,15 +547,20 @@ SLOW_COVER = (
 
 def _sings_in_a_voice_model(calls) -> bool:
     """Whether a turn asks for a voice model (not a DSP preset): the one render that takes minutes."""
-    from tools.voices import resolve_voice
+    from tools.calls import ToolCall, validate_call
+    from tools.errors import RemixError
+    from tools.voices import MODEL_PREFIX
 
-    return any(
-        call["tool"] == "revoice"
-        and call["args"].get("change", "set") != "remove"
-        and resolve_voice(str(call["args"].get("voice", ""))) is None
-        and str(call["args"].get("voice", "")).strip().lower() != "all"
-        for call in calls
-    )
+    for call in calls:
+        if call["tool"] != "revoice":
+            continue
+        try:
+            args = validate_call(ToolCall.model_validate(call))  # the voice as the tool reads it
+        except RemixError:
+            continue
+        if args.change != "remove" and args.voice.startswith(MODEL_PREFIX):
+            return True
+    return False
 
 
 def _stage_words(stage: str) -> str:
