@@ -228,10 +228,10 @@ class RenderContext:
         from .errors import ParameterError
         from .sections import section_spans
 
-        analysis = self.analysis_for(spec)
-        scale = duration_s / analysis.duration_s if analysis.duration_s > 0 else 1.0
-
         def find(section: str) -> list[tuple[float, float]]:
+            # Looked up only when a style is kept to a section: most renders never ask.
+            analysis = self.analysis_for(spec)
+            scale = duration_s / analysis.duration_s if analysis.duration_s > 0 else 1.0
             try:
                 return [(start * scale, end * scale) for start, end in section_spans(section, analysis)]
             except ParameterError:
